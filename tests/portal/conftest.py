@@ -1,0 +1,151 @@
+"""Portal fixtures: one real SeaweedFS per session, stations and people."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+
+from portal.local_s3 import LocalS3
+from portal.releases import storage
+from portal.releases.apps import RELEASE_MANAGERS
+from portal.releases.models import Release
+from portal.releases.uploads import ImageUpload
+from portal.stations.models import Station
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[LocalS3]:
+    with LocalS3() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def s3(s3_server: LocalS3, settings) -> Iterator[LocalS3]:
+    """Every test sees an empty bucket of the session's store."""
+    for name, value in s3_server.env().items():
+        setattr(settings, name, value)
+    storage.reset_clients()
+    storage.ensure_bucket()
+    yield s3_server
+    client = s3_server.client()
+    for key, upload_id in storage.stale_multipart_uploads(_far_future()):
+        client.abort_multipart_upload(Bucket="firmware", Key=key, UploadId=upload_id)
+    for key in bucket_keys(s3_server):
+        client.delete_object(Bucket="firmware", Key=key)
+    storage.reset_clients()
+
+
+def _far_future() -> datetime:
+    return datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def bucket_keys(server: LocalS3) -> list[str]:
+    answer = server.client().list_objects_v2(Bucket=settings.S3_BUCKET)
+    return [item["Key"] for item in answer.get("Contents", [])]
+
+
+def open_multipart_uploads(server: LocalS3) -> list[str]:
+    answer = server.client().list_multipart_uploads(Bucket=settings.S3_BUCKET)
+    return [item["Key"] for item in answer.get("Uploads", [])]
+
+
+@pytest.fixture
+def make_release(db) -> Callable[..., Release]:
+    """Store `data` in S3 through the portal's own upload path and record it."""
+
+    def make(
+        version: str,
+        data: bytes = b"firmware image\n",
+        status: str = Release.Status.PUBLISHED,
+    ) -> Release:
+        upload = ImageUpload()
+        upload.write(data)
+        stored = upload.finish()
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        return Release.objects.create(
+            version=version,
+            file_size=stored.size,
+            sha256=stored.sha256,
+            storage_key=stored.key,
+            status=status,
+        )
+
+    return make
+
+
+@pytest.fixture
+def station_token(db) -> str:
+    station = Station(name="Line 1 / Station 3", location="Hall B")
+    token = station.issue_token()
+    station.save()
+    return token
+
+
+@pytest.fixture
+def station(station_token: str) -> Station:
+    return Station.objects.get(name="Line 1 / Station 3")
+
+
+@pytest.fixture
+def release_manager(db) -> User:
+    call_command("migrate", verbosity=0)  # post_migrate makes the group
+    user = User.objects.create_user("rm", password="rm-password-123", is_staff=True)
+    user.groups.add(Group.objects.get(name=RELEASE_MANAGERS))
+    return user
+
+
+@pytest.fixture
+def api(live_server, station_token: str) -> Iterator[httpx.Client]:
+    """A station's HTTP client against the portal served on 127.0.0.1."""
+    with httpx.Client(
+        base_url=live_server.url,
+        headers={"Authorization": f"Bearer {station_token}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@contextmanager
+def login(live_server, username: str, password: str) -> Iterator[httpx.Client]:
+    """A browser-like session: cookies and CSRF token after the admin login."""
+    with httpx.Client(base_url=live_server.url, timeout=120) as client:
+        client.get("/admin/login/")
+        yield _log_in(client, live_server, username, password)
+
+
+def _log_in(client: httpx.Client, live_server, username: str, password: str):
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{live_server.url}/admin/login/"},
+    )
+    assert response.status_code == 302, response.text[:500]
+    return client
+
+
+def write_image(path: Path, size: int) -> str:
+    """A file of `size` pseudo-random bytes; returns its SHA-256."""
+    block = hashlib.sha256(str(size).encode()).digest() * (1 << 15)  # 1 MiB
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            out.write(piece)
+            digest.update(piece)
+            left -= len(piece)
+    return digest.hexdigest()
