@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from portal.releases.models import Release
-
-from .conftest import bucket_keys, login, open_multipart_uploads, write_image
+from tests.conftest import bucket_keys, open_multipart_uploads
+from tests.portal.conftest import login, write_image
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

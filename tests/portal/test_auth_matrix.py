@@ -6,8 +6,7 @@ from django.contrib.auth.models import Group
 
 from portal.releases.apps import RELEASE_MANAGERS
 from portal.stations.models import Station
-
-from .conftest import login
+from tests.portal.conftest import login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

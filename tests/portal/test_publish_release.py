@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from portal.releases.models import Release
-
-from .conftest import bucket_keys, open_multipart_uploads, write_image
+from tests.conftest import bucket_keys, open_multipart_uploads
+from tests.portal.conftest import write_image
 
 pytestmark = pytest.mark.django_db
 
