@@ -129,6 +129,7 @@ def _serve(port: int) -> int:
             "2",
             "--timeout",
             "3600",
+            "--no-control-socket",
         ],
         env=os.environ.copy(),
     )

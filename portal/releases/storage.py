@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# S3 allows at most 10,000 parts of at least 5 MiB; 64 MiB parts carry a
-# 24 GiB image in 384 parts and an image of up to 640 GiB in all.
-PART_SIZE = 64 * 1024 * 1024
+# S3 allows at most 10,000 parts of at least 5 MiB; 16 MiB parts carry a
+# 24 GiB image in 1,536 parts and an image of up to 156 GiB in all, while an
+# upload buffers only a few parts.
+PART_SIZE = 16 * 1024 * 1024
 MAX_PARTS = 10_000
 
 
@@ -109,7 +110,7 @@ class MultipartUpload:
         self.upload_id = answer["UploadId"]
         log.info("multipart upload started key=%s id=%s", key, self.upload_id)
 
-    def upload_part(self, number: int, data: bytes | memoryview) -> None:
+    def upload_part(self, number: int, data: bytes | bytearray) -> None:
         if not 1 <= number <= MAX_PARTS:
             raise StorageError(
                 f"The image needs more than {MAX_PARTS} parts of "
@@ -121,7 +122,7 @@ class MultipartUpload:
                 Key=self.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=bytes(data),
+                Body=data,  # type: ignore[arg-type]  # botocore takes bytearray
             )
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"Part {number} of {self.key} failed: {exc}") from exc
@@ -198,6 +199,17 @@ def stale_multipart_uploads(older_than: datetime) -> list[tuple[str, str]]:
         (upload["Key"], upload["UploadId"])
         for upload in answer.get("Uploads", [])
         if upload["Initiated"] < older_than
+    ]
+
+
+def image_objects(older_than: datetime) -> list[str]:
+    """Keys of stored images last written before `older_than`."""
+    pages = client().get_paginator("list_objects_v2")
+    return [
+        item["Key"]
+        for page in pages.paginate(Bucket=settings.S3_BUCKET, Prefix="images/")
+        for item in page.get("Contents", [])
+        if item["LastModified"] < older_than
     ]
 
 

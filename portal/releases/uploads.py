@@ -11,7 +11,7 @@ import hashlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from threading import BoundedSemaphore
+from queue import Empty, Queue
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -33,20 +33,26 @@ class StoredImage:
 
 
 class ImageUpload:
-    """Hash bytes in arrival order and ship them to S3 as multipart parts."""
+    """Hash bytes in arrival order and ship them to S3 as multipart parts.
+
+    Parts are filled into at most `in_flight + 1` reused buffers; when all are
+    on their way to the store, write() waits, so memory stays bounded however
+    fast the bytes arrive.
+    """
 
     def __init__(self, *, in_flight: int = 2) -> None:
         self.key = storage.new_image_key()
+        self._part_size = storage.PART_SIZE
         self._multipart = storage.MultipartUpload(self.key)
         self._sha256 = hashlib.sha256()
         self._size = 0
-        self._pending: list[bytes] = []
-        self._pending_size = 0
         self._part_number = 0
-        self._slots = BoundedSemaphore(in_flight)
+        self._buffers_left = in_flight + 1
+        self._free: Queue[bytearray] = Queue()
+        self._buffer = self._take_buffer()
+        self._filled = 0
         self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix="s3-part")
         self._futures: list[Future[None]] = []
-        self._closed = False
 
     @property
     def size(self) -> int:
@@ -55,53 +61,58 @@ class ImageUpload:
     def write(self, data: bytes) -> None:
         self._sha256.update(data)
         self._size += len(data)
-        self._pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= storage.PART_SIZE:
-            self._send_pending()
+        view = memoryview(data)
+        while view:
+            room = self._part_size - self._filled
+            piece, view = view[:room], view[room:]
+            self._buffer[self._filled : self._filled + len(piece)] = piece
+            self._filled += len(piece)
+            if self._filled == self._part_size:
+                self._send_buffer()
 
     def finish(self) -> StoredImage:
         """Send the last part and complete the object; raises StorageError."""
-        if self._pending or self._part_number == 0:
-            self._send_pending()
-        self._wait_for_parts()
+        if self._filled or self._part_number == 0:
+            self._send_buffer()
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
         self._multipart.complete()
-        self._closed = True
         return StoredImage(self.key, self._size, self._sha256.hexdigest())
 
     def abort(self) -> None:
         """Leave nothing in the store: no parts and no object."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._multipart.abort()
-        self._closed = True
 
-    def _send_pending(self) -> None:
-        self._raise_failed_part()
-        body = b"".join(self._pending)
-        self._pending.clear()
-        self._pending_size = 0
-        self._part_number += 1
-        self._slots.acquire()
-        future = self._pool.submit(self._send_part, self._part_number, body)
-        self._futures.append(future)
-
-    def _send_part(self, number: int, body: bytes) -> None:
+    def _take_buffer(self) -> bytearray:
         try:
+            return self._free.get_nowait()
+        except Empty:
+            if self._buffers_left:
+                self._buffers_left -= 1
+                return bytearray(self._part_size)
+            return self._free.get()  # back-pressure: wait for a part to finish
+
+    def _send_buffer(self) -> None:
+        for future in self._futures:
+            if future.done():
+                future.result()  # raise a failed part's error now, not at the end
+        self._part_number += 1
+        future = self._pool.submit(
+            self._send_part, self._part_number, self._buffer, self._filled
+        )
+        self._futures.append(future)
+        self._buffer, self._filled = self._take_buffer(), 0
+
+    def _send_part(self, number: int, buffer: bytearray, length: int) -> None:
+        try:
+            body = buffer if length == len(buffer) else buffer[:length]
             self._multipart.upload_part(number, body)
         finally:
-            self._slots.release()
-
-    def _raise_failed_part(self) -> None:
-        for future in self._futures:
-            if future.done() and future.exception() is not None:
-                future.result()
-
-    def _wait_for_parts(self) -> None:
-        try:
-            for future in self._futures:
-                future.result()
-        finally:
-            self._pool.shutdown(wait=True)
+            self._free.put(buffer)
 
 
 class StoredImageFile(UploadedFile[bytes]):
