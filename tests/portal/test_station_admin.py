@@ -20,6 +20,12 @@ def admin_client(live_server, django_user_model):
         yield client
 
 
+def _shown_token(page: str) -> str:
+    match = TOKEN.search(page)
+    assert match, "the page shows no token"
+    return match.group(1)
+
+
 def _post(client, path, data):
     data = {"csrfmiddlewaretoken": client.cookies["csrftoken"], **data}
     headers = {"Referer": f"{client.base_url}{path}"}
@@ -37,7 +43,7 @@ def test_new_station_token_is_shown_once_and_only_its_hash_kept(
         {"name": "Line 2", "is_active": "on"},
     )
 
-    token = TOKEN.search(page.text).group(1)
+    token = _shown_token(page.text)
     station = Station.objects.get(name="Line 2")
     assert station.token_hash == hash_token(token)
     assert (
@@ -60,7 +66,7 @@ def test_rotating_shows_a_new_token_and_retires_the_old_one(
         {"action": "rotate_token", "_selected_action": str(station.pk)},
     )
 
-    new_token = TOKEN.search(page.text).group(1)
+    new_token = _shown_token(page.text)
     station.refresh_from_db()
     assert new_token != station_token
     assert station.token_hash == hash_token(new_token)
