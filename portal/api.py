@@ -28,7 +28,9 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 class BoundedJSONParser(JSONParser):
-    """JSON bodies up to API_MAX_JSON_BODY bytes; DRF's own parser has no limit."""
+    """JSON bodies up to `limit` bytes; DRF's own parser has no limit."""
+
+    limit: int | None = None  # None: settings.API_MAX_JSON_BODY
 
     def parse(
         self,
@@ -36,7 +38,7 @@ class BoundedJSONParser(JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        limit = settings.API_MAX_JSON_BODY
+        limit = self.limit or settings.API_MAX_JSON_BODY
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
@@ -83,13 +85,17 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
     }
 
 
-def _first(value: Any) -> str:
-    """The first leaf of a nested error structure, as text."""
+def first_error(value: Any) -> Any:
+    """The first leaf of a nested error structure (an ErrorDetail with a code)."""
     while isinstance(value, dict | list):
         if not value:
             return ""
         value = next(iter(value.values())) if isinstance(value, dict) else value[0]
-    return str(value)
+    return value
+
+
+def _first(value: Any) -> str:
+    return str(first_error(value))
 
 
 def error(code: str, detail: str, http_status: int) -> Response:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
+START_ATTEMPTS = 3
 STOP_TIMEOUT = 15.0
 
 
@@ -68,8 +69,9 @@ class LocalS3:
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="local-s3-"))
-        self.port = s3_port or free_port()
-        self.endpoint_url = f"http://{HOST}:{self.port}"
+        self._fixed_port = s3_port
+        self.port = s3_port or 0
+        self.endpoint_url = ""
         self.access_key = "LOCAL" + secrets.token_hex(8).upper()
         self.secret_key = secrets.token_urlsafe(30)
         self.region = "us-east-1"
@@ -86,26 +88,46 @@ class LocalS3:
         }
 
     def start(self) -> None:
+        # Free ports are picked before weed binds them, so another program can
+        # take one in between; a fresh set of ports on the next try fixes that.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_once()
+                break
+            except LocalS3Error:
+                self._stop_process()
+                if attempt == START_ATTEMPTS:
+                    raise
+                log.warning("SeaweedFS did not start (try %d); retrying", attempt)
+            except BaseException:
+                self._stop_process()
+                raise
+        log.info("local S3 ready at %s (data in %s)", self.endpoint_url, self.data_dir)
+
+    def _start_once(self) -> None:
+        if self._fixed_port is None:
+            self.port = free_port()
+        self.endpoint_url = f"http://{HOST}:{self.port}"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "s3-identities.json"
         config.write_text(json.dumps(self._identities()))
         config.chmod(0o600)
-        log_file = (self.data_dir / "weed.log").open("wb")
-        self._process = subprocess.Popen(
-            self._command(config),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log_file.close()
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        log.info("local S3 ready at %s (data in %s)", self.endpoint_url, self.data_dir)
+        log_path = self.data_dir / "weed.log"
+        with log_path.open("wb") as log_file:
+            self._process = subprocess.Popen(
+                self._command(config),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_until_ready(log_path)
 
     def stop(self) -> None:
+        self._stop_process()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _stop_process(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -114,8 +136,6 @@ class LocalS3:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(STOP_TIMEOUT)
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalS3:
         self.start()
@@ -185,15 +205,16 @@ class LocalS3:
             *(f"{flag}={port}" for flag, port in ports.items()),
         ]
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self, log_path: Path) -> None:
         s3 = self.client()
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             assert self._process is not None
             if self._process.poll() is not None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
                 raise LocalS3Error(
-                    f"SeaweedFS exited with status {self._process.returncode}; "
-                    f"see {self.data_dir / 'weed.log'}."
+                    f"SeaweedFS exited with status {self._process.returncode}: "
+                    + " / ".join(tail)
                 )
             try:
                 s3.list_buckets()
@@ -201,7 +222,6 @@ class LocalS3:
             except (BotoCoreError, ClientError):
                 if time.monotonic() > deadline:
                     raise LocalS3Error(
-                        f"SeaweedFS did not answer within {START_TIMEOUT:.0f} s; "
-                        f"see {self.data_dir / 'weed.log'}."
+                        f"SeaweedFS did not answer within {START_TIMEOUT:.0f} s."
                     ) from None
                 time.sleep(0.2)

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "portal.stations",
     "portal.releases",
+    "portal.flashes",
 ]
 if DEBUG:
     INSTALLED_APPS.insert(0, "whitenoise.runserver_nostatic")

@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -20,6 +20,7 @@ from .serializers import (
     DownloadRequestSerializer,
     ReleaseSerializer,
 )
+from .versions import Version, is_valid
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,45 @@ def _client_address(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+STATION_REPORT = [
+    OpenApiParameter(
+        "X-Station-App-Version",
+        str,
+        OpenApiParameter.HEADER,
+        description="the kiosk's version, shown in the station inventory",
+    ),
+    OpenApiParameter(
+        "X-Station-Images",
+        str,
+        OpenApiParameter.HEADER,
+        description="comma-separated versions of the images the station holds",
+    ),
+]
+
+
+def _record_station_report(request: Request) -> None:
+    station = station_of(request)
+    if station is None:
+        return
+    app_version = request.headers.get("X-Station-App-Version", "")[:50]
+    listed = request.headers.get("X-Station-Images", "")
+    images = [text for text in (t.strip() for t in listed.split(",")) if is_valid(text)]
+    station.record_report(app_version, sorted(set(images), key=Version.parse)[:50])
+
+
 class LatestRelease(APIView):
     permission_classes = [CanViewReleases]
 
     @extend_schema(
+        parameters=STATION_REPORT,
         responses={
             200: ReleaseSerializer,
             404: OpenApiResponse(description="`no_published_release`"),
-        }
+        },
     )
     def get(self, request: Request) -> Response:
         """The newest published release, by version order."""
+        _record_station_report(request)
         releases = Release.objects.published().newest_first()
         if not releases:
             raise NoPublishedRelease()

@@ -24,12 +24,23 @@ class Station(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    app_version = models.CharField(max_length=50, blank=True, editable=False)
+    images_held = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def record_report(self, app_version: str, images_held: list[str]) -> None:
+        """What the station said it runs and holds, saved only when it changed."""
+        if (app_version, images_held) == (self.app_version, self.images_held):
+            return
+        self.app_version, self.images_held = app_version, images_held
+        Station.objects.filter(pk=self.pk).update(
+            app_version=app_version, images_held=images_held
+        )
 
     def issue_token(self) -> str:
         """Set a new token and return it; only its hash is kept."""

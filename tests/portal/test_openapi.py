@@ -59,4 +59,7 @@ def test_no_generated_request_causes_a_server_error(
     assert server_errors == []
     assert sum(statuses.values()) >= 30
     classes = {code // 100 for code in statuses}
-    assert classes == ({2, 4} if mode is GenerationMode.POSITIVE else {4})
+    # Invalid input is refused; a batch answers invalid records one by one (200).
+    assert classes <= {2, 4}
+    assert 4 in classes
+    assert mode is GenerationMode.NEGATIVE or 2 in classes

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.api import BoundedJSONParser, PayloadTooLarge
+from portal.stations.auth import IsStation, station_of
+
+from .filters import FlashRecordFilter
+from .ingest import BATCH_LIMIT, ingest
+from .models import FlashRecord
+from .serializers import (
+    BatchResultSerializer,
+    FlashRecordBatchSerializer,
+    FlashRecordSerializer,
+)
+
+
+class CanReadHistory(permissions.BasePermission):
+    """QA and staff with the view permission; stations never read history."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if station_of(request) is not None:
+            return False
+        return bool(request.user and request.user.has_perm("flashes.view_flashrecord"))
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-started_at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+FILTERS = [
+    OpenApiParameter("serial", str, description="exact serial number"),
+    OpenApiParameter("version", str, description="image version, e.g. v1.2.3"),
+    OpenApiParameter("station", str, description="station name"),
+    OpenApiParameter("status", str, enum=[s.value for s in FlashRecord.Status]),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="started at or after"),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="started before"),
+    OpenApiParameter(
+        "format", str, enum=["json", "csv"], description="csv streams all"
+    ),
+]
+
+
+def filtered(params: Any) -> QuerySet[FlashRecord]:
+    form = FlashRecordFilter(params)
+    if not form.is_valid():
+        raise ValidationError(form.errors.get_json_data(), code="invalid_filter")
+    return form.apply(FlashRecord.objects.select_related("station"))
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` through content negotiation; rows stream past it."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return json.dumps(data).encode()  # only errors are rendered here
+
+
+class BatchJSONParser(BoundedJSONParser):
+    limit = 4 * 1024 * 1024  # BATCH_LIMIT records of a few hundred bytes each
+
+
+class FlashRecordList(generics.ListAPIView[FlashRecord]):
+    serializer_class = FlashRecordSerializer
+    pagination_class = NewestFirst
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    parser_classes = [BatchJSONParser]
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        if self.request.method == "POST":
+            return [IsStation()]
+        return [CanReadHistory()]
+
+    def get_queryset(self) -> QuerySet[FlashRecord]:
+        return filtered(self.request.query_params)
+
+    @extend_schema(
+        parameters=FILTERS, responses={200: FlashRecordSerializer(many=True)}
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        """Flash history, newest first, cursor-paginated; `format=csv` streams all."""
+        if request.query_params.get("format") == "csv":
+            return _csv_response(self.get_queryset())
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=FlashRecordBatchSerializer, responses={200: BatchResultSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        """A station's batch of records; each is accepted or rejected with a code."""
+        station = station_of(request)
+        assert station is not None  # IsStation
+        batch = FlashRecordBatchSerializer(data=request.data)
+        batch.is_valid(raise_exception=True)
+        items = batch.validated_data["records"]
+        if len(items) > BATCH_LIMIT:
+            raise BatchTooLarge(
+                f"A batch holds at most {BATCH_LIMIT} records; "
+                f"this one had {len(items)}."
+            )
+        return Response({"results": ingest(station, items)}, status=status.HTTP_200_OK)
+
+
+class BatchTooLarge(PayloadTooLarge):
+    default_code = "batch_too_large"
+
+
+class FlashRecordDetail(generics.RetrieveAPIView[FlashRecord]):
+    serializer_class = FlashRecordSerializer
+    permission_classes = [CanReadHistory]
+    queryset = FlashRecord.objects.select_related("station")
+
+
+class SerialHistory(generics.ListAPIView[FlashRecord]):
+    """Every flash of one drive, newest first."""
+
+    serializer_class = FlashRecordSerializer
+    permission_classes = [CanReadHistory]
+    pagination_class = NewestFirst
+
+    def get_queryset(self) -> QuerySet[FlashRecord]:
+        return FlashRecord.objects.select_related("station").filter(
+            serial=self.kwargs["serial"]
+        )
+
+
+CSV_COLUMNS = [
+    "id", "station", "serial", "model", "slot", "image_version", "image_sha256",
+    "readback_sha256", "status", "error", "image_size", "bytes_written",
+    "started_at", "ended_at", "received_at",
+]  # fmt: skip
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(queryset: QuerySet[FlashRecord]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    fields = [c if c != "station" else "station__name" for c in CSV_COLUMNS]
+    rows = queryset.order_by("-started_at", "-id").values_list(*fields)
+    for row in rows.iterator(chunk_size=5000):
+        yield writer.writerow(
+            [
+                value.isoformat() if hasattr(value, "isoformat") else value
+                for value in row
+            ]
+        )
+
+
+def _csv_response(queryset: QuerySet[FlashRecord]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_csv_rows(queryset), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="flash_records.csv"'
+    return response
