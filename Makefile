@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages lint format test test-portal-postgres test-slow demo bench clean
+.PHONY: install system-packages lint format test test-portal-postgres test-slow demo bench bench-history clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ demo: install
 
 bench: install system-packages
 	$(BIN)/python benchmarks/portal_api.py
+
+bench-history: install system-packages
+	$(BIN)/python scripts/with_postgres.py $(BIN)/python benchmarks/history.py
 
 clean:
 	rm -rf $(VENV) var build dist .mypy_cache .pytest_cache .ruff_cache

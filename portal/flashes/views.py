@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import CharField, F, Func, QuerySet, Value
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api import BoundedJSONParser, PayloadTooLarge
+from portal.parsers import BoundedJSONParser, PayloadTooLarge
 from portal.stations.auth import IsStation, station_of
 
 from .filters import FlashRecordFilter
@@ -156,23 +159,68 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+def _csv_rows(queryset: QuerySet[FlashRecord]) -> Iterator[str | bytes]:
+    ordered = queryset.order_by("-started_at", "-id")
+    if connection.vendor == "postgresql":
+        return _csv_rows_copied(ordered)
+    return _csv_rows_in_python(ordered)
 
 
-def _csv_rows(queryset: QuerySet[FlashRecord]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    fields = [c if c != "station" else "station__name" for c in CSV_COLUMNS]
-    rows = queryset.order_by("-started_at", "-id").values_list(*fields)
-    for row in rows.iterator(chunk_size=5000):
-        yield writer.writerow(
-            [
-                value.isoformat() if hasattr(value, "isoformat") else value
-                for value in row
-            ]
+def _export_values(queryset: QuerySet[FlashRecord]) -> QuerySet[FlashRecord, Any]:
+    # Times as ISO 8601 in UTC, written by the database itself.
+    iso = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+    times = {
+        name: Func(Value("UTC"), F(name), function="timezone", output_field=CharField())
+        for name in ("started_at", "ended_at", "received_at")
+    }
+    text = {
+        name: Func(
+            times[name], Value(iso), function="to_char", output_field=CharField()
         )
+        for name in times
+    }
+    return queryset.annotate(
+        station_name=F("station__name"),
+        **{f"{name}_text": expression for name, expression in text.items()},
+    ).values_list(
+        *[
+            {"station": "station_name"}.get(column, column)
+            if column not in text
+            else f"{column}_text"
+            for column in CSV_COLUMNS
+        ]
+    )
+
+
+def _csv_rows_copied(queryset: QuerySet[FlashRecord]) -> Iterator[str | bytes]:
+    """PostgreSQL writes the CSV itself (COPY): a tenth of the cost of Python."""
+    yield ",".join(CSV_COLUMNS) + "\r\n"
+    sql, params = _export_values(queryset).query.sql_with_params()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor, which can COPY
+        with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+            yield from copy
+
+
+def _csv_rows_in_python(queryset: QuerySet[FlashRecord]) -> Iterator[str | bytes]:
+    """CSV in chunks of about 64 KiB: one write per row would cost a syscall each."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    fields = [c if c != "station" else "station__name" for c in CSV_COLUMNS]
+    for row in queryset.values_list(*fields).iterator(chunk_size=5000):
+        writer.writerow(
+            [_iso(value) if isinstance(value, datetime) else value for value in row]
+        )
+        if buffer.tell() > 65536:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _csv_response(queryset: QuerySet[FlashRecord]) -> StreamingHttpResponse:

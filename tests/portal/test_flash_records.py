@@ -187,6 +187,8 @@ def test_csv_streams_the_whole_filtered_set(api, qa):
     assert response.headers["content-type"].startswith("text/csv")
     assert len(rows) == 7
     assert {row["serial"] for row in rows} == {"S3K9NX0T123456"}
+    assert rows[0]["started_at"] == "2026-12-01T08:06:00Z"  # newest first, UTC
+    assert rows[0]["station"] == "Line 1 / Station 3"
 
 
 def test_stations_cannot_read_history_and_qa_cannot_write(api, qa, live_server):
