@@ -6,9 +6,10 @@
     │   └── PortalOffline      the portal could not be reached (network, DNS, timeout)
     ├── StorageError           a folder is missing, read-only or too full
     ├── LibraryError           an image in recommended/ is missing or corrupt
-    └── DownloadError          a download failed for a reason other than the above
-        ├── DownloadCancelled  someone cancelled it
-        └── CorruptedDownload  size or SHA-256 did not match; nothing was kept
+    ├── DownloadError          a download failed for a reason other than the above
+    │   ├── DownloadCancelled  someone cancelled it
+    │   └── CorruptedDownload  size or SHA-256 did not match; nothing was kept
+    └── DriveError             a drive cannot be used as a target or identified
 
 Services raise these; only the UI layer and the command line turn them into
 notifications or exit codes. Details for operators go to the log, not here.
@@ -59,4 +60,8 @@ class DownloadCancelled(DownloadError):
 
 
 class CorruptedDownload(DownloadError):
+    pass
+
+
+class DriveError(KioskError):
     pass

@@ -1,0 +1,483 @@
+"""Target drives: which disks may be flashed, their slots, and hot-plug.
+
+Disks come from `lsblk --json`, which gives the whole disks with their
+partitions and mount points in one call. USB details come from sysfs: the
+bridge's vendor:product id sits in the `idVendor`/`idProduct` files of the
+nearest USB device above the disk, and the port the drive is plugged into is
+in the name of that USB device (`2-3` is port 3 of bus 2, `2-1.4` is port 4
+of a hub on port 1). udev, where it runs, says the same in ID_PATH
+(`pci-0000:00:14.0-usb-0:3:1.0-scsi-0:0:0:0`).
+
+Slot names: a drive on port path P is "Slot P" ("Slot 3", "Slot 1.4"). The
+name depends only on the physical port, so the same socket has the same name
+after a reboot or a re-plug, and the label on the station can say so. Loop
+devices are "Loop N"; other disks keep their kernel name.
+
+A disk is never offered when it holds `/`, `/boot` or the station's data
+directory (followed through partitions and device-mapper layers to the
+disks underneath), when any of its partitions is mounted or used as swap,
+when it is read-only, or when it is smaller than the image. Each refused disk
+carries the reason as a sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import stat
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import DriveError
+from kiosk.library import human_size
+
+__all__ = [
+    "Drive",
+    "DriveWatcher",
+    "candidates",
+    "list_drives",
+    "protected_disks",
+    "slot_from_id_path",
+    "usb_details",
+    "validate_target",
+]
+
+log = logging.getLogger(__name__)
+
+LSBLK_TIMEOUT = 10.0
+LSBLK_COLUMNS = (
+    "NAME,PATH,TYPE,SIZE,MODEL,VENDOR,SERIAL,TRAN,RM,HOTPLUG,RO,MOUNTPOINTS,"
+    "PKNAME,MAJ:MIN"
+)
+SYS_BLOCK = Path("/sys/block")
+SYS_DEV_BLOCK = Path("/sys/dev/block")
+UDEV_CONTROL = Path("/run/udev/control")
+SYSTEM_PATHS = ("/", "/boot")
+_USB_DEVICE = re.compile(r"^\d+-(?P<port>\d+(?:\.\d+)*)$")
+_ID_PATH_USB = re.compile(r"-usb-\d+:(?P<port>\d+(?:\.\d+)*):")
+
+
+@dataclass(frozen=True)
+class Drive:
+    """A whole disk; `reason` says why it is not offered, empty when it is."""
+
+    path: str
+    name: str
+    size: int
+    model: str
+    vendor: str
+    serial: str
+    usb_id: str | None
+    slot: str
+    transport: str
+    removable: bool
+    is_loop: bool = False
+    reason: str = ""
+
+    @property
+    def offered(self) -> bool:
+        return not self.reason
+
+    @property
+    def label(self) -> str:
+        """What a person sees: slot, model and size."""
+        model = " ".join(part for part in (self.vendor, self.model) if part)
+        return f"{self.slot}: {model or self.name}, {human_size(self.size)}"
+
+
+def list_drives(
+    *,
+    image_size: int,
+    data_dir: Path | None = None,
+    allow_loop: bool = False,
+    timeout: float = LSBLK_TIMEOUT,
+) -> list[Drive]:
+    """Every whole disk, each offered or with the reason it is not."""
+    protected, unknown = _protection(_protected_paths(data_dir))
+    drives = [
+        _drive(disk, image_size, protected, allow_loop)
+        for disk in _lsblk(timeout)
+        if disk.get("type") in ("disk", "loop")
+    ]
+    if not unknown:
+        return drives
+    # Fail safe: any real disk might be the one holding an unknown path.
+    reason = (
+        f"The disk holding {', '.join(unknown)} cannot be identified, so no "
+        "drive is offered; tell the maintainer."
+    )
+    return [
+        d if d.reason or d.is_loop else dataclasses.replace(d, reason=reason)
+        for d in drives
+    ]
+
+
+def candidates(
+    *, image_size: int, data_dir: Path | None = None, allow_loop: bool = False
+) -> list[Drive]:
+    """The disks that may be flashed with an image of `image_size` bytes."""
+    drives = list_drives(
+        image_size=image_size, data_dir=data_dir, allow_loop=allow_loop
+    )
+    return [drive for drive in drives if drive.offered]
+
+
+def validate_target(
+    path: str,
+    *,
+    image_size: int,
+    data_dir: Path | None = None,
+    allow_loop: bool = False,
+) -> Drive:
+    """The drive at a path given on the command line; DriveError if refused."""
+    try:
+        mode = os.stat(path)
+    except OSError as exc:
+        raise DriveError(
+            f"{path} does not exist ({exc.strerror}); check the device name, "
+            "e.g. /dev/sdb."
+        ) from exc
+    if not stat.S_ISBLK(mode.st_mode):
+        raise DriveError(
+            f"{path} is not a block device; give a whole disk such as /dev/sdb."
+        )
+
+    node = _sys_node(mode.st_rdev)
+    if node is not None and (node / "partition").exists():
+        disk = node.parent.name
+        raise DriveError(
+            f"{path} is a partition; give the whole disk, /dev/{disk}, instead."
+        )
+    name = node.name if node is not None else Path(os.path.realpath(path)).name
+    drives = list_drives(
+        image_size=image_size, data_dir=data_dir, allow_loop=allow_loop
+    )
+    for drive in drives:
+        if drive.name == name:
+            if drive.reason:
+                raise DriveError(f"{path} cannot be flashed. {drive.reason}")
+            return drive
+    raise DriveError(
+        f"{path} is not a disk with a medium that can be flashed; choose a USB drive."
+    )
+
+
+def protected_disks(paths: Iterable[Path]) -> dict[str, str]:
+    """Kernel names of the disks under `paths`, each with the path it holds."""
+    return _protection(paths)[0]
+
+
+def _protection(paths: Iterable[Path]) -> tuple[dict[str, str], list[str]]:
+    """The protected disks, and the paths whose disk could not be found."""
+    found: dict[str, str] = {}
+    unknown: list[str] = []
+    for path in paths:
+        try:
+            node = _sys_node(_device_of(path))
+        except OSError as exc:
+            log.warning("cannot tell which disk holds %s: %s", path, exc)
+            node = None
+        if node is None:
+            log.warning("no block device found for %s", path)
+            unknown.append(str(path))
+            continue
+        for disk in _disks_under(node):
+            found.setdefault(disk, str(path))
+    return found, unknown
+
+
+def slot_from_id_path(id_path: str) -> str | None:
+    """`…-usb-0:3:1.0-…` → "Slot 3"; None when the path has no USB port."""
+    match = _ID_PATH_USB.search(id_path)
+    return f"Slot {match['port']}" if match else None
+
+
+def _protected_paths(data_dir: Path | None) -> list[Path]:
+    paths = [Path(p) for p in SYSTEM_PATHS if os.path.exists(p)]
+    if data_dir is not None:
+        paths.append(data_dir)
+    return paths
+
+
+def _lsblk(timeout: float) -> list[dict[str, Any]]:
+    command = ["lsblk", "--json", "--bytes", "-o", LSBLK_COLUMNS]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=True
+        )
+        answer = json.loads(done.stdout)
+        disks = answer["blockdevices"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        log.error("lsblk failed: %s", exc)
+        raise DriveError(
+            "The list of drives cannot be read (lsblk failed); "
+            "restart the station and tell the maintainer if it persists."
+        ) from exc
+    return [disk for disk in disks if isinstance(disk, dict)]
+
+
+def _drive(
+    disk: dict[str, Any], image_size: int, protected: dict[str, str], allow_loop: bool
+) -> Drive:
+    name = str(disk.get("name") or "")
+    is_loop = disk.get("type") == "loop"
+    usb_id, port = usb_details(name)
+    transport = str(disk.get("tran") or "")
+    removable = bool(disk.get("rm")) or bool(disk.get("hotplug"))
+    size = int(disk.get("size") or 0)
+    drive = Drive(
+        path=str(disk.get("path") or f"/dev/{name}"),
+        name=name,
+        size=size,
+        model=_text(disk.get("model")),
+        vendor=_text(disk.get("vendor")),
+        serial=_text(disk.get("serial")),
+        usb_id=usb_id,
+        slot=_slot(name, is_loop, port),
+        transport=transport,
+        removable=removable,
+        is_loop=is_loop,
+    )
+    reason = _refusal(drive, disk, image_size, protected.get(name), is_loop, allow_loop)
+    if reason:
+        log.debug("not offering %s: %s", drive.path, reason)
+        return dataclasses.replace(drive, reason=reason)
+    return drive
+
+
+def _refusal(
+    drive: Drive,
+    disk: dict[str, Any],
+    image_size: int,
+    holds: str | None,
+    is_loop: bool,
+    allow_loop: bool,
+) -> str:
+    """Why `drive` must not be flashed, or "" if it may."""
+    if holds is not None:
+        return (
+            f"It is a system disk of this station (it holds {holds}); "
+            "it is never offered."
+        )
+    mounted = _mount_points(disk)
+    if mounted:
+        return (
+            f"It is in use, mounted at {', '.join(mounted)}; it is not offered "
+            "so that nothing in use is overwritten. Unmount it first."
+        )
+    if is_loop and not allow_loop:
+        return "It is a loop device; those are offered only in test set-ups."
+    if not is_loop and drive.transport != "usb" and not drive.removable:
+        return "It is not a USB or removable drive."
+    if disk.get("ro"):
+        return "It is write-protected; check the drive's lock switch."
+    if drive.size == 0:
+        return "It has no medium (size 0)."
+    if drive.size < image_size:
+        return (
+            f"It holds {human_size(drive.size)}, but the image needs "
+            f"{human_size(image_size)}; use a larger drive."
+        )
+    return ""
+
+
+def _mount_points(disk: dict[str, Any]) -> list[str]:
+    points = [str(p) for p in disk.get("mountpoints") or [] if p]
+    for child in disk.get("children") or []:
+        if isinstance(child, dict):
+            points += _mount_points(child)
+    return points
+
+
+def _slot(name: str, is_loop: bool, port: str | None) -> str:
+    # TODO(#4): a station with two USB controllers can have two "Slot 3"s;
+    # add the controller when that hardware exists.
+    if is_loop:
+        return f"Loop {name.removeprefix('loop')}"
+    if port is not None:
+        return f"Slot {port}"
+    return name
+
+
+def usb_details(
+    name: str, sys_block: Path = SYS_BLOCK
+) -> tuple[str | None, str | None]:
+    """The USB vendor:product id and port path above a disk, from sysfs."""
+    try:
+        node = (sys_block / name).resolve(strict=True)
+    except OSError:
+        return None, None
+    for folder in (node, *node.parents):
+        vendor, product = folder / "idVendor", folder / "idProduct"
+        if vendor.exists() and product.exists():
+            usb_id = f"{_read(vendor)}:{_read(product)}".lower()
+            match = _USB_DEVICE.match(folder.name)
+            return usb_id, match["port"] if match else None
+    return None, None
+
+
+def _device_of(path: Path) -> int:
+    """The device number of the block device holding `path`."""
+    device = os.stat(path).st_dev
+    if os.major(device) != 0:
+        return device
+    # btrfs, overlay and the like report an anonymous device; ask the mounts.
+    source = _mount_source(path)
+    if source is None:
+        return device
+    return os.stat(source).st_rdev
+
+
+def _mount_source(path: Path) -> str | None:
+    best, source = "", None
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[4]
+            device = fields[fields.index("-") + 2]
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best) and device.startswith("/dev/"):
+                best, source = point, device
+    return source
+
+
+def _sys_node(device: int) -> Path | None:
+    node = SYS_DEV_BLOCK / f"{os.major(device)}:{os.minor(device)}"
+    try:
+        return node.resolve(strict=True)
+    except OSError:
+        return None
+
+
+def _disks_under(node: Path) -> set[str]:
+    """The whole disks a block device lives on (partitions, dm, md followed)."""
+    if (node / "partition").exists():
+        return {node.parent.name}
+    slaves = node / "slaves"
+    below = sorted(slaves.iterdir()) if slaves.is_dir() else []
+    if not below:
+        return {node.name}
+    disks: set[str] = set()
+    for item in below:
+        disks |= _disks_under(item.resolve())
+    return disks
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def _text(value: object) -> str:
+    return str(value).strip() if value else ""
+
+
+class DriveWatcher:
+    """Calls back when a disk appears or goes; udev events, else polling.
+
+    Both paths end in the same rescan of /sys/block, where a disk counts as
+    present when its size is not zero (an empty card reader or a detached
+    loop device has size 0). Callbacks run on the watcher's thread.
+    """
+
+    def __init__(
+        self,
+        on_add: Callable[[str], None],
+        on_remove: Callable[[str], None],
+        *,
+        poll_interval: float = 2.0,
+        use_udev: bool = True,
+        sys_block: Path = SYS_BLOCK,
+    ) -> None:
+        self.on_add = on_add
+        self.on_remove = on_remove
+        self.poll_interval = poll_interval
+        self.use_udev = use_udev
+        self.sys_block = sys_block
+        self.present: set[str] = set()
+        self.mode = "polling"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Take the current disks as known and watch for changes."""
+        self.present = self._scan()
+        monitor = self._udev_monitor() if self.use_udev else None
+        self.mode = "udev" if monitor is not None else "polling"
+        log.info("watching drives by %s", self.mode)
+        self._thread = threading.Thread(
+            target=self._run, args=(monitor,), name="drive watcher", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching; waits up to `timeout` for the thread to end."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, monitor: Any) -> None:
+        while not self._stop.is_set():
+            if monitor is not None:
+                # Any block event just wakes us; the rescan decides what changed.
+                monitor.poll(timeout=min(self.poll_interval, 0.5))
+            else:
+                self._stop.wait(self.poll_interval)
+            if not self._stop.is_set():
+                self._rescan()
+
+    def _rescan(self) -> None:
+        now = self._scan()
+        for name in sorted(now - self.present):
+            self._call(self.on_add, name)
+        for name in sorted(self.present - now):
+            self._call(self.on_remove, name)
+        self.present = now
+
+    def _call(self, callback: Callable[[str], None], name: str) -> None:
+        try:
+            callback(f"/dev/{name}")
+        except Exception:
+            log.exception("drive callback for /dev/%s failed", name)
+
+    def _scan(self) -> set[str]:
+        present = set()
+        try:
+            names = os.listdir(self.sys_block)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", self.sys_block, exc)
+            return self.present
+        for name in names:
+            if _read(self.sys_block / name / "size") not in ("", "0"):
+                present.add(name)
+        return present
+
+    def _udev_monitor(self) -> Any:
+        # TODO(#4): the udev path is untested here (no udev daemon on the CI
+        # machine); only the polling path has a test.
+        if not UDEV_CONTROL.exists():
+            return None  # no udev daemon: netlink would stay silent
+        try:
+            import pyudev
+
+            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+            monitor.filter_by(subsystem="block", device_type="disk")
+            monitor.start()
+        except Exception as exc:
+            log.warning("udev monitor unavailable, polling instead: %s", exc)
+            return None
+        return monitor
