@@ -50,6 +50,7 @@ _TYPES: dict[str, type] = {
     "recommended_path": str,
     "download_segments": int,
     "allow_flash_without_serial": bool,
+    "allow_loop_targets": bool,
 }
 _MAX_SEGMENTS = 32
 # It goes into an HTTP header, where spaces or line breaks would corrupt it.
@@ -70,6 +71,8 @@ class Settings:
     recommended_path: str = "./recommended/"
     download_segments: int = 4
     allow_flash_without_serial: bool = False
+    # Loop devices stand in for USB drives in the demo and the tests only.
+    allow_loop_targets: bool = False
 
     @property
     def settings_file(self) -> Path:
