@@ -13,6 +13,22 @@ from .models import FlashRecord
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 PRINTABLE = re.compile(r"[\x20-\x7e]*")
+# What a station records of a flash, as it sends it.
+STATION_FIELDS = [
+    "id",
+    "serial",
+    "model",
+    "slot",
+    "image_version",
+    "image_sha256",
+    "readback_sha256",
+    "status",
+    "error",
+    "image_size",
+    "bytes_written",
+    "started_at",
+    "ended_at",
+]
 # Station clocks drift; a day ahead is a broken clock, not drift.
 CLOCK_SKEW = timedelta(days=1)
 
@@ -31,21 +47,7 @@ class IncomingFlashRecordSerializer(serializers.ModelSerializer[FlashRecord]):
 
     class Meta:
         model = FlashRecord
-        fields = [
-            "id",
-            "serial",
-            "model",
-            "slot",
-            "image_version",
-            "image_sha256",
-            "readback_sha256",
-            "status",
-            "error",
-            "image_size",
-            "bytes_written",
-            "started_at",
-            "ended_at",
-        ]
+        fields = STATION_FIELDS
 
     def validate_serial(self, value: str) -> str:
         if not PRINTABLE.fullmatch(value):
@@ -130,21 +132,5 @@ class FlashRecordSerializer(serializers.ModelSerializer[FlashRecord]):
 
     class Meta:
         model = FlashRecord
-        fields = [
-            "id",
-            "station",
-            "serial",
-            "model",
-            "slot",
-            "image_version",
-            "image_sha256",
-            "readback_sha256",
-            "status",
-            "error",
-            "image_size",
-            "bytes_written",
-            "started_at",
-            "ended_at",
-            "received_at",
-        ]
+        fields = ["id", "station", *STATION_FIELDS[1:], "received_at"]
         read_only_fields = fields

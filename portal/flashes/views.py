@@ -152,11 +152,7 @@ class SerialHistory(generics.ListAPIView[FlashRecord]):
         )
 
 
-CSV_COLUMNS = [
-    "id", "station", "serial", "model", "slot", "image_version", "image_sha256",
-    "readback_sha256", "status", "error", "image_size", "bytes_written",
-    "started_at", "ended_at", "received_at",
-]  # fmt: skip
+CSV_COLUMNS = FlashRecordSerializer.Meta.fields
 
 
 def _csv_rows(queryset: QuerySet[FlashRecord]) -> Iterator[str | bytes]:
