@@ -66,11 +66,15 @@ class FlashRecord(Base):
     bytes_written: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set when the portal accepted or rejected the final record (the outbox).
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sync_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_flash_records_started_at", "started_at"),
         Index("ix_flash_records_serial", "serial"),
         Index("ix_flash_records_status", "status"),
+        Index("ix_flash_records_synced_at", "synced_at"),
     )
 
 

@@ -12,7 +12,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -26,7 +26,7 @@ from kiosk import __version__
 from kiosk.errors import PortalError, PortalOffline
 from kiosk.versions import InvalidVersion, Version
 
-__all__ = ["DownloadGrant", "PortalClient", "Release"]
+__all__ = ["DownloadGrant", "PortalClient", "RecordAnswer", "Release"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ class Release:
     file_size: int
     sha256: str
     description: str
+
+
+class RecordAnswer(NamedTuple):
+    """The portal's word on one uploaded flash record."""
+
+    id: str
+    accepted: bool
+    detail: str
 
 
 class DownloadGrant(NamedTuple):
@@ -94,6 +102,7 @@ class PortalClient:
             headers={
                 "Authorization": f"Bearer {token}",
                 "User-Agent": f"flashstation-kiosk/{__version__}",
+                "X-Station-App-Version": __version__,
                 "Accept": "application/json",
             },
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -129,9 +138,13 @@ class PortalClient:
             "flashed. Check the network or api_base_url in the settings."
         )
 
-    def latest(self) -> Release | None:
-        """The newest published release, or None when none is published yet."""
-        response = self._request("GET", "/api/flash-images/latest")
+    def latest(self, holding: Sequence[Version] = ()) -> Release | None:
+        """The newest published release, or None when none is published yet.
+
+        `holding` (the local versions) goes along for the portal's station list.
+        """
+        headers = {"X-Station-Images": ",".join(str(v) for v in holding)}
+        response = self._request("GET", "/api/flash-images/latest", headers=headers)
         if response.status_code == 404 and _code(response) == "no_published_release":
             log.info("portal has no published release yet")
             return None
@@ -178,14 +191,34 @@ class PortalClient:
         self._raise_for_error(response)
         return _grant(_json(response), response)
 
+    def send_flash_records(self, records: list[dict[str, Any]]) -> list[RecordAnswer]:
+        """Upload a batch; the portal answers each record on its own.
+
+        Safe to repeat: records are idempotent by id, so a batch whose answer
+        was lost is simply sent again.
+        """
+        response = self._request(
+            "POST", "/api/flash-records/", json={"records": records}
+        )
+        self._raise_for_error(response)
+        body = _json(response)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or len(results) != len(records):
+            raise _malformed(response, "the answer does not list every record")
+        return [_record_answer(item, response) for item in results]
+
     def _request(
-        self, method: str, path: str, json: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         attempt = 0
         while True:
             log.info("portal %s %s (attempt %d)", method, path, attempt + 1)
             try:
-                response = self._http.request(method, path, json=json)
+                response = self._http.request(method, path, json=json, headers=headers)
             except httpx.TransportError as exc:
                 if attempt >= self._retries:
                     raise self._went_offline(exc) from exc
@@ -348,6 +381,13 @@ def _grant(body: Any, response: httpx.Response) -> DownloadGrant:
     if expires_at is None or expires_at.tzinfo is None:
         raise _malformed(response, "the expiry is not a time with a zone")
     return DownloadGrant(url, expires_at)
+
+
+def _record_answer(item: Any, response: httpx.Response) -> RecordAnswer:
+    if not isinstance(item, dict) or not isinstance(item.get("accepted"), bool):
+        raise _malformed(response, "a record's answer has no accepted flag")
+    detail = item.get("detail", "") if not item["accepted"] else ""
+    return RecordAnswer(str(item.get("id", "")), item["accepted"], str(detail))
 
 
 def _is_str(value: object) -> bool:

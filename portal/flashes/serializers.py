@@ -40,7 +40,8 @@ class IncomingFlashRecordSerializer(serializers.ModelSerializer[FlashRecord]):
     serial = serializers.CharField(
         max_length=100, allow_blank=True, trim_whitespace=False
     )
-    image_sha256 = serializers.CharField(max_length=64)
+    # A drive refused before flashing (image missing) has no image checksum.
+    image_sha256 = serializers.CharField(max_length=64, allow_blank=True)
     readback_sha256 = serializers.CharField(
         max_length=64, allow_blank=True, required=False
     )
@@ -64,7 +65,7 @@ class IncomingFlashRecordSerializer(serializers.ModelSerializer[FlashRecord]):
             raise serializers.ValidationError(str(exc), code="invalid_version") from exc
 
     def validate_image_sha256(self, value: str) -> str:
-        return _sha256(value)
+        return _sha256(value) if value else value
 
     def validate_readback_sha256(self, value: str) -> str:
         return _sha256(value) if value else value
