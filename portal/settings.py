@@ -113,6 +113,13 @@ DATABASES = {
         conn_max_age=60,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside a writer and commits no longer fsync a whole
+    # journal; IMMEDIATE keeps a read from failing to upgrade to a write lock.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -144,6 +151,9 @@ S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY", "")
 DOWNLOAD_URL_TTL = _env_int("DOWNLOAD_URL_TTL", 7200, low=1, high=7 * 24 * 3600)
 
 API_MAX_JSON_BODY = 64 * 1024
+# Every station asks for the latest release; each process answers from memory
+# for this long, so a publish or withdraw reaches stations within seconds.
+LATEST_CACHE_TTL = _env_int("LATEST_CACHE_TTL", 5, low=0, high=3600)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

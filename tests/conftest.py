@@ -33,6 +33,9 @@ def s3(s3_server: LocalS3, settings) -> Iterator[LocalS3]:
     storage.reset_clients()
     storage.ensure_bucket()
     yield s3_server
+    for name, value in s3_server.env().items():  # a test may have pointed elsewhere
+        setattr(settings, name, value)
+    storage.reset_clients()
     client = s3_server.client()
     for key, upload_id in storage.stale_multipart_uploads(_far_future()):
         client.abort_multipart_upload(Bucket="firmware", Key=key, UploadId=upload_id)
@@ -90,3 +93,11 @@ def station_token(db) -> str:
 @pytest.fixture
 def station(station_token: str) -> Station:
     return Station.objects.get(name="Line 1 / Station 3")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """The portal caches its latest answer per process; tests start without it."""
+    from django.core.cache import cache
+
+    cache.clear()

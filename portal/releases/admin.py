@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import admin, messages
@@ -7,13 +8,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 
 from .forms import ReleaseUploadForm
 from .models import DownloadGrant, Release
+from .storage import StorageError
 from .uploads import ImageUploadHandler
+
+log = logging.getLogger(__name__)
 
 
 @admin.register(Release)
@@ -86,6 +90,15 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
         request.upload_handlers = [handler]
         try:
             return super().add_view(request, form_url, extra_context)
+        except StorageError as exc:
+            log.exception("admin upload failed")
+            self.message_user(
+                request,
+                f"The image could not be stored ({exc}). Nothing was saved; "
+                "try the upload again, and tell an administrator if it fails again.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.path)
         finally:
             stored = handler.stored
             kept = (

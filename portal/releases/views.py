@@ -4,6 +4,9 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotFound
@@ -77,6 +80,20 @@ def _record_station_report(request: Request) -> None:
     station.record_report(app_version, sorted(set(images), key=Version.parse)[:50])
 
 
+LATEST_CACHE_KEY = "releases:latest"
+
+
+def _latest_body() -> dict[str, object] | None:
+    releases = Release.objects.published().newest_first()
+    return dict(ReleaseSerializer(releases[0]).data) if releases else None
+
+
+@receiver(post_save, sender=Release)
+def _forget_latest(**kwargs: object) -> None:
+    # Other processes keep their copy for at most LATEST_CACHE_TTL seconds.
+    cache.delete(LATEST_CACHE_KEY)
+
+
 class LatestRelease(APIView):
     permission_classes = [CanViewReleases]
 
@@ -90,10 +107,12 @@ class LatestRelease(APIView):
     def get(self, request: Request) -> Response:
         """The newest published release, by version order."""
         _record_station_report(request)
-        releases = Release.objects.published().newest_first()
-        if not releases:
+        body = cache.get_or_set(
+            LATEST_CACHE_KEY, _latest_body, settings.LATEST_CACHE_TTL
+        )
+        if body is None:
             raise NoPublishedRelease()
-        return Response(ReleaseSerializer(releases[0]).data)
+        return Response(body)
 
 
 class ReleaseList(APIView):

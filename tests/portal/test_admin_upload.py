@@ -172,3 +172,21 @@ def _wait_for(condition, timeout=30.0):
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.1)
+
+
+def test_unreachable_store_gives_a_plain_error_not_a_crash(
+    manager, live_server, image, settings
+):
+    from portal.local_s3 import free_port
+    from portal.releases import storage
+
+    settings.S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    storage.reset_clients()
+    path, _ = image
+
+    response = upload(manager, live_server, path)
+    page = manager.get(ADD_URL)
+
+    assert response.status_code == 302
+    assert "could not be stored" in page.text
+    assert not Release.objects.exists()
