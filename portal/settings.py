@@ -154,6 +154,9 @@ API_MAX_JSON_BODY = 64 * 1024
 # Every station asks for the latest release; each process answers from memory
 # for this long, so a publish or withdraw reaches stations within seconds.
 LATEST_CACHE_TTL = _env_int("LATEST_CACHE_TTL", 5, low=0, high=3600)
+# Likewise for the station behind a token: a revoked or rotated token stops
+# working at once in the process that saved it, in the others within this.
+STATION_CACHE_TTL = _env_int("STATION_CACHE_TTL", 5, low=0, high=300)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
