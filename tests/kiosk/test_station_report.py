@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_update_check_reports_app_version_and_images(
-    live_server, station, station_token, make_release
+    live_server, station, station_token, make_release, s3
 ):
     make_release("v1.2.3")
     held = [Version.parse("v1.2.2"), Version.parse("v1.10.0")]
