@@ -240,11 +240,16 @@ class FlashLog:
         return query
 
     def _rows(self, since: datetime | None, until: datetime | None) -> Iterator[Any]:
-        # The export reads SQLite's own cursor: SQLAlchemy rows and parsing a
-        # million stored times into datetime objects, only to print them
-        # again, cost two thirds of the time. Times compare as stored text.
+        # The export reads SQLite's own cursor and lets SQLite format the
+        # times: SQLAlchemy rows and a million datetime objects, made only to
+        # be printed again, cost three quarters of the time. Times compare as
+        # stored text.
+        columns = [
+            f"strftime('%Y-%m-%dT%H:%M:%SZ', {name})" if name.endswith("_at") else name
+            for name in EXPORT_COLUMNS
+        ]
         query = (
-            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM flash_records"  # noqa: S608
+            f"SELECT {', '.join(columns)} FROM flash_records"  # noqa: S608
             " WHERE started_at >= ? AND started_at < ? ORDER BY started_at"
         )
         bounds = (_stored(since or datetime.min), _stored(until or datetime.max))
@@ -264,21 +269,16 @@ def _stored(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _iso(stored: str | None) -> str | None:
-    """SQLite's "2026-12-01 08:00:00.000000" as "2026-12-01T08:00:00Z"."""
-    return f"{stored[:10]}T{stored[11:19]}Z" if stored else None
-
-
 def _write_csv(out: TextIO, rows: Iterator[Any]) -> int:
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     count = 0
 
-    def counted() -> Iterator[list[Any]]:
+    def counted() -> Iterator[Any]:
         nonlocal count
         for row in rows:
             count += 1
-            yield [*row[:-2], _iso(row[-2]), _iso(row[-1])]
+            yield row
 
     writer.writerows(counted())
     return count
@@ -288,9 +288,8 @@ def _write_json(out: TextIO, rows: Iterator[Any]) -> int:
     out.write("[")
     count = 0
     for row in rows:
-        item = dict(zip(EXPORT_COLUMNS, row, strict=True))
-        item["started_at"], item["ended_at"] = _iso(row[-2]), _iso(row[-1])
-        out.write(("\n" if count == 0 else ",\n") + json.dumps(item))
+        item = json.dumps(dict(zip(EXPORT_COLUMNS, row, strict=True)))
+        out.write(("\n" if count == 0 else ",\n") + item)
         count += 1
     out.write("\n]\n")
     return count
