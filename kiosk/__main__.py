@@ -6,6 +6,7 @@
     python -m kiosk drives              the disks here, offered or why not
     python -m kiosk flash VERSION DEVICE…   write and verify drives, logged
     python -m kiosk log export --format csv|json [--since DATE] [--until DATE]
+    python -m kiosk ui [--port N]       the touch screens on 127.0.0.1
 
 Exit codes: 0 done, 1 failed, 2 bad settings or arguments, 3 portal
 unreachable, 130 interrupted. Errors are one sentence on stderr; details go to
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_drives,
         _add_flash,
         _add_log,
+        _add_ui,
     ):
         register(commands)
     return parser
@@ -163,6 +166,36 @@ def _add_log(commands: Subparsers[argparse.ArgumentParser]) -> None:
         "(default: logs/flash_operations.csv or .json)",
     )
     export.set_defaults(run=run_log_export)
+
+
+def _add_ui(commands: Subparsers[argparse.ArgumentParser]) -> None:
+    screens = commands.add_parser("ui", help="serve the touch screens on 127.0.0.1")
+    screens.add_argument(
+        "--port",
+        type=int,
+        help="port to listen on (default: $KIOSK_PORT, else 8080)",
+    )
+    screens.set_defaults(run=run_ui)
+
+
+def run_ui(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the station, start its background work and serve the screens."""
+    # Imported here: the other commands should not pay for loading NiceGUI.
+    from kiosk.station import Station
+    from kiosk.ui import app
+
+    port = args.port if args.port is not None else _port_from_env()
+    station = Station(settings)
+    station.start()
+    app.run(station, port=port)
+    return 0
+
+
+def _port_from_env() -> int:
+    text = os.environ.get("KIOSK_PORT") or "8080"
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"KIOSK_PORT must be a port number, not {text!r}.")
+    return int(text)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:

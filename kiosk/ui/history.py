@@ -1,0 +1,126 @@
+"""History: the flash log newest first, searched, filtered and exported."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from nicegui import ui
+
+from kiosk.flashlog import ExportFormat, FlashRecord, Status
+from kiosk.station import Station
+from kiosk.ui.worker import blocking
+
+STATUS_WORDS = {
+    "": "Any status",
+    Status.PASSED.value: "Passed",
+    Status.FAILED.value: "Failed",
+    Status.CANCELLED.value: "Cancelled",
+    Status.INTERRUPTED.value: "Interrupted",
+    Status.IN_PROGRESS.value: "In progress",
+}
+COLUMNS = [
+    {"name": "started", "label": "Started (UTC)", "field": "started", "align": "left"},
+    {"name": "serial", "label": "Serial", "field": "serial", "align": "left"},
+    {"name": "slot", "label": "Slot", "field": "slot", "align": "left"},
+    {"name": "version", "label": "Image", "field": "version", "align": "left"},
+    {"name": "status", "label": "Result", "field": "status", "align": "left"},
+    {"name": "error", "label": "Reason", "field": "error", "align": "left"},
+]
+MARKS = {"passed": "✔ ", "failed": "✖ ", "cancelled": "■ ", "interrupted": "! "}
+
+
+def day(text: object) -> datetime | None:
+    """A date from the date input as naive UTC midnight, None when empty."""
+    if not isinstance(text, str) or not text:
+        return None
+    return datetime.combine(date.fromisoformat(text), datetime.min.time())
+
+
+def row(record: FlashRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "started": f"{record.started_at:%Y-%m-%d %H:%M:%S}",
+        "serial": record.serial or "—",
+        "slot": record.slot or record.device,
+        "version": record.image_version,
+        "status": MARKS.get(record.status, "") + STATUS_WORDS.get(record.status, ""),
+        "error": record.error or "",
+    }
+
+
+def export_file(
+    station: Station, fmt: ExportFormat, since: datetime | None, until: datetime | None
+) -> bytes:
+    """Blocking: write the export beside the logs, atomically; its bytes."""
+    path = station.settings.logs_dir / f"flash_operations.{fmt}"
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="", encoding="utf-8") as out:
+        station.flash_log.export(out, fmt, since=since, until=until)
+    partial.replace(path)
+    # TODO(#5): the export is handed to the browser from memory; a log of a
+    # million records should stream from the file through a route instead.
+    return path.read_bytes()
+
+
+def render(station: Station) -> None:
+    ui.label("History").classes("text-h4")
+    with ui.row().classes("w-full items-end gap-4"):
+        serial = ui.input("Search by serial").props("clearable").classes("w-72")
+        serial.mark("serial")
+        status = ui.select(STATUS_WORDS, value="", label="Result").classes("w-56")
+        status.mark("status")
+        since = ui.input("From (UTC)").props("type=date stack-label").classes("w-56")
+        until = ui.input("To (UTC)").props("type=date stack-label").classes("w-56")
+    with ui.row().classes("w-full gap-4"):
+        ui.button("Search", icon="search", on_click=lambda: load()).mark("search")
+        ui.button(
+            "Export CSV", icon="file_download", on_click=lambda: export("csv")
+        ).mark("export-csv")
+        ui.button(
+            "Export JSON", icon="file_download", on_click=lambda: export("json")
+        ).mark("export-json")
+    count = ui.label().classes("kiosk-muted").props("data-testid=count")
+    table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+    table.props("wrap-cells :rows-per-page-options=[20,50,100] data-testid=history")
+
+    def bounds() -> tuple[datetime | None, datetime | None]:
+        end = day(until.value)
+        return day(since.value), end + timedelta(days=1) if end else None
+
+    async def load() -> None:
+        start, end = bounds()
+        chosen = Status(status.value) if status.value else None
+        records = await blocking(
+            station.flash_log.records,
+            serial=(serial.value or "").strip() or None,
+            status=chosen,
+            since=start,
+            until=end,
+        )
+        table.rows = [row(record) for record in records]
+        table.update()
+        count.text = f"{len(records)} flash record(s), newest first"
+
+    async def export(fmt: ExportFormat) -> None:
+        start, end = bounds()
+        try:
+            data = await blocking(export_file, station, fmt, start, end)
+        except OSError as exc:
+            ui.notify(
+                f"The export could not be written ({exc.strerror}); "
+                "check the disk of the data directory.",
+                type="negative",
+            )
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", station.name).strip("-")
+        media = "text/csv" if fmt == "csv" else "application/json"
+        ui.download.content(data, f"flash_records_{name}_{stamp}.{fmt}", media)
+
+    serial.on("keydown.enter", load)
+    status.on_value_change(load)
+    since.on_value_change(load)
+    until.on_value_change(load)
+    ui.timer(0.01, load, once=True)
