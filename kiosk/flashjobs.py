@@ -134,11 +134,13 @@ class FlashJobs:
         refusal = smart.flash_refusal(
             identity, allow_without_serial=self._allow_without_serial
         )
-        if refusal:
-            detail = f" ({serial_problem})" if serial_problem else ""
-            raise DriveError(refusal + detail)
         serial = identity.serial if identity else None
         model = identity.model if identity else drive.model
+        if refusal:
+            detail = f" ({serial_problem})" if serial_problem else ""
+            return self._refused(
+                device, str(image.version), refusal + detail, drive.slot, model
+            )
         record: list[str] = []
 
         def write_record() -> None:
@@ -197,14 +199,26 @@ class FlashJobs:
         )
         return Outcome(result.target, status, result.error, record[0], slot, serial)
 
-    def _refused(self, device: str, version: str, reason: str) -> Outcome:
+    def _refused(
+        self,
+        device: str,
+        version: str,
+        reason: str,
+        slot: str | None = None,
+        model: str | None = None,
+    ) -> Outcome:
         log.warning("flash of %s refused: %s", device, reason)
         try:
             record_id = self._log.start(
-                device=device, image_version=version, image_sha256="", image_size=0
+                device=device,
+                image_version=version,
+                image_sha256="",
+                image_size=0,
+                slot=slot,
+                model=model or None,
             )
             self._log.finish(record_id, Status.FAILED, bytes_written=0, error=reason)
         except Exception:
             log.exception("could not record the refused flash of %s", device)
             record_id = None
-        return Outcome(device, Status.FAILED, reason, record_id)
+        return Outcome(device, Status.FAILED, reason, record_id, slot or "")

@@ -100,7 +100,8 @@ class PortalClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={
-                "Authorization": f"Bearer {token}",
+                # No token, no header: the portal then says plainly who it wants.
+                **({"Authorization": f"Bearer {token}"} if token else {}),
                 "User-Agent": f"flashstation-kiosk/{__version__}",
                 "X-Station-App-Version": __version__,
                 "Accept": "application/json",

@@ -111,6 +111,7 @@ def test_unreadable_serial_is_refused_unless_allowed(station, tmp_path, monkeypa
 
     assert refused.status == Status.FAILED
     assert "serial number cannot be read" in refused.error
+    assert refused.slot.startswith("Loop")  # the record says where it was
     assert allowed.passed, allowed.error
 
 
