@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages lint format test test-portal-postgres test-slow demo screenshots bench bench-history clean
+.PHONY: install system-packages lint format test test-portal-postgres test-slow demo kiosk-app screenshots bench bench-history clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ demo: install
 
 bench: install system-packages
 	$(BIN)/python benchmarks/portal_api.py
+
+# The frozen station app: dist/flash-kiosk/flash-kiosk.
+kiosk-app: install
+	$(BIN)/pyinstaller --noconfirm pyinstaller.spec
 
 # Drives the app in Chromium and refreshes docs/screenshots/ (root: loop devices).
 screenshots: install system-packages
