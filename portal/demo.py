@@ -1,13 +1,18 @@
-"""`make demo`: the portal with published demo releases, on loopback.
+"""`make demo`: the whole system on loopback, from one command.
 
-Starts a private SeaweedFS, a fresh SQLite database under var/demo/, an
-admin, a release manager and a demo station, publishes two generated images
-(v1.2.2 and v1.2.3) and serves the portal with gunicorn until Ctrl-C.
+Starts a private SeaweedFS, a fresh portal database under var/demo/ with an
+admin, a release manager, a QA user and a demo station, publishes two
+generated images (v1.2.2 and v1.2.3) and serves the portal with gunicorn.
+Then a station (the kiosk) fetches v1.2.2 through the portal, so its banner
+offers v1.2.3, and serves its touch screens. As root, two demo drives backed
+by files in var/demo/drives/ are attached as loop devices (they show as
+"Loop N", not as USB drives, and have no serial). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -15,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from portal.local_s3 import HOST, LocalS3
@@ -30,9 +36,14 @@ RELEASES = [
 
 def main() -> int:
     port = int(os.environ.get("PORTAL_DEMO_PORT", "8000"))
-    if not _port_free(port):
-        print(f"Port {port} on {HOST} is in use; set PORTAL_DEMO_PORT to another port.")
-        return 1
+    station_port = int(os.environ.get("KIOSK_DEMO_PORT", "8080"))
+    for wanted, variable in (
+        (port, "PORTAL_DEMO_PORT"),
+        (station_port, "KIOSK_DEMO_PORT"),
+    ):
+        if not _port_free(wanted):
+            print(f"Port {wanted} on {HOST} is in use; set {variable} to another port.")
+            return 1
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
 
@@ -42,8 +53,21 @@ def main() -> int:
         os.environ.setdefault("PORTAL_DEBUG", "1")
         os.environ.setdefault("PORTAL_SECRET_KEY", secrets.token_urlsafe(40))
         accounts = _prepare()
-        _print_addresses(port, s3, accounts)
-        return _serve(port)
+        running: list[subprocess.Popen[bytes]] = []
+        drives: list[str] = []
+        try:
+            running.append(_serve(port))
+            _wait_for(f"http://{HOST}:{port}/admin/login/", running[0])
+            drives = _demo_drives()
+            running.append(_station(port, station_port, accounts["station token"]))
+            _print_addresses(port, station_port, s3, accounts, drives)
+            return _wait(running)
+        finally:
+            # A second Ctrl-C must not cut the clean-up short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print("Stopping the portal, the station and the demo drives …", flush=True)
+            _stop(running)
+            _detach(drives)
 
 
 def _prepare() -> dict[str, str]:
@@ -54,6 +78,7 @@ def _prepare() -> dict[str, str]:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
+    from portal.flashes.apps import QA
     from portal.releases import storage
     from portal.releases.apps import RELEASE_MANAGERS
     from portal.stations.models import Station
@@ -67,6 +92,9 @@ def _prepare() -> dict[str, str]:
         "release-manager", password=manager_password, is_staff=True
     )
     manager.groups.add(Group.objects.get(name=RELEASE_MANAGERS))
+    qa_password = secrets.token_urlsafe(12)
+    qa = User.objects.create_user("qa", password=qa_password, is_staff=True)
+    qa.groups.add(Group.objects.get(name=QA))
     station = Station(name="Demo station 1", location="Demo line")
     token = station.issue_token()
     station.save()
@@ -87,6 +115,7 @@ def _prepare() -> dict[str, str]:
     return {
         "admin": admin_password,
         "release-manager": manager_password,
+        "qa": qa_password,
         "station token": token,
     }
 
@@ -98,17 +127,33 @@ def _write_demo_image(path: Path, seed: str) -> None:
             image.write(block)
 
 
-def _print_addresses(port: int, s3: LocalS3, accounts: dict[str, str]) -> None:
+def _print_addresses(
+    port: int,
+    station_port: int,
+    s3: LocalS3,
+    accounts: dict[str, str],
+    drives: list[str],
+) -> None:
     base = f"http://{HOST}:{port}"
+    token_file = DEMO_DIR / "station-token"
+    drive_lines = (
+        "\n".join(
+            f"  {device}  demo drive backed by {DEMO_DIR / 'drives'} (not a USB drive)"
+            for device in drives
+        )
+        or "  none: demo drives need root (loop devices)"
+    )
     print(
         f"""
 Portal          {base}/admin/
   admin             user admin, password {accounts["admin"]}
   release manager   user release-manager, password {accounts["release-manager"]}
+  QA                user qa, password {accounts["qa"]}
 API docs        {base}/api/docs
-Station token   {accounts["station token"]}  (also in {DEMO_DIR / "station-token"})
-  try: curl -H "Authorization: Bearer $(cat {DEMO_DIR / "station-token"})" \\
-            {base}/api/flash-images/latest
+Station token   {accounts["station token"]}  (also in {token_file})
+Station         http://{HOST}:{station_port}/  (holds v1.2.2; the banner offers v1.2.3)
+Demo drives
+{drive_lines}
 S3 (SeaweedFS)  {s3.endpoint_url}  bucket firmware
 Press Ctrl-C to stop everything.
 """,
@@ -116,30 +161,94 @@ Press Ctrl-C to stop everything.
     )
 
 
-def _serve(port: int) -> int:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "portal.wsgi",
-            "--bind",
-            f"{HOST}:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "3600",
-            "--no-control-socket",
-        ],
-        env=os.environ.copy(),
+def _serve(port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"{HOST}:{port}",
+        "--workers", "2", "--timeout", "3600", "--no-control-socket",
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+
+
+def _station(portal_port: int, port: int, token: str) -> subprocess.Popen[bytes]:
+    """A kiosk holding v1.2.2, fetched from the portal like any station would."""
+    data = DEMO_DIR / "station"
+    data.mkdir()
+    settings = {
+        "api_base_url": f"http://{HOST}:{portal_port}",
+        "station_token": token,
+        "station_name": "Demo station 1",
+        "allow_loop_targets": True,  # the demo drives are loop devices
+        "allow_flash_without_serial": True,  # which smartctl cannot identify
+    }
+    (data / "settings.json").write_text(json.dumps(settings, indent=2))
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data)}
+    kiosk = [sys.executable, "-m", "kiosk"]
+    subprocess.run(
+        [*kiosk, "-q", "download", "v1.2.2"], env=env, check=True, timeout=600
     )
+    return subprocess.Popen(
+        [*kiosk, "ui", "--port", str(port)], env=env, start_new_session=True
+    )
+
+
+def _demo_drives(count: int = 2, size: int = 64 * 2**20) -> list[str]:
+    """Loop devices over files in var/demo/drives/, as root; none otherwise."""
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        return []
+    folder = DEMO_DIR / "drives"
+    folder.mkdir()
+    devices = []
+    for number in range(1, count + 1):
+        backing = folder / f"demo-drive-{number}.img"
+        with backing.open("wb") as disk:
+            disk.truncate(size)
+        attached = subprocess.run(
+            ["losetup", "-f", "--show", str(backing)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if attached.returncode == 0:
+            devices.append(attached.stdout.strip())
+    return devices
+
+
+def _detach(devices: list[str]) -> None:
+    for device in devices:
+        subprocess.run(["losetup", "-d", device], timeout=30, check=False)
+
+
+def _wait_for(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer; see the messages above.")
+
+
+def _wait(running: list[subprocess.Popen[bytes]]) -> int:
     try:
-        return server.wait()
+        while all(process.poll() is None for process in running):
+            time.sleep(0.5)
     except KeyboardInterrupt:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        print("Stopped.")
         return 0
+    print("A demo process exited; stopping the others.")
+    return 1
+
+
+def _stop(running: list[subprocess.Popen[bytes]]) -> None:
+    for process in running:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
 
 def _port_free(port: int) -> bool:
