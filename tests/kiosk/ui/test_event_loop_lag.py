@@ -65,5 +65,6 @@ async def test_loop_lag_stays_under_100_ms_during_download_and_flash(
             await user.should_see("PASS", retries=600)
             meter.cancel()
 
-    assert len(lags) > 50
+    # The meter must have run through the work; how long depends on the disk.
+    assert len(lags) > 20
     assert max(lags) < MAX_LAG, f"worst lag {max(lags) * 1000:.0f} ms"
