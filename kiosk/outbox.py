@@ -181,11 +181,18 @@ class OutboxSender:
                 return
             try:
                 self._outbox.send()
-            except PortalError as exc:
-                self.last_error = exc.message
+            except Exception as exc:  # the thread must outlive any one failure
+                if isinstance(exc, PortalError):
+                    self.last_error = exc.message
+                else:
+                    log.exception("outbox send failed unexpectedly")
+                    self.last_error = (
+                        f"Flash records could not be sent ({exc}); "
+                        "they wait and are tried again."
+                    )
                 delay = min(MAX_BACKOFF, max(self._period, delay * 2))
                 delay *= 0.75 + self._jitter() / 2
-                log.warning("outbox waits %.0f s: %s", delay, exc.message)
+                log.warning("outbox waits %.0f s: %s", delay, self.last_error)
             else:
                 self.last_error = ""
                 delay = self._period
