@@ -188,8 +188,18 @@ class _Files:
             staging_dir / name,
         )
 
+    @property
+    def state_draft(self) -> Path:
+        """Where the next state is written before it replaces the current one."""
+        return _draft_of(self.state)
+
     def remove(self) -> None:
-        for path in (self.part, self.state, self.state.with_suffix(".tmp")):
+        self.remove_state()
+        with contextlib.suppress(FileNotFoundError):
+            self.part.unlink()
+
+    def remove_state(self) -> None:
+        for path in (self.state, self.state_draft):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -839,6 +849,8 @@ class Downloader:
     def partial(self, name: str) -> int:
         """Bytes a resumed download of `name` would skip (0 if none)."""
         files = _Files.of(self.staging_dir, _checked_name(name))
+        with contextlib.suppress(FileNotFoundError):
+            return files.complete.stat().st_size  # verified, not yet handed on
         state = _load_state(files.state)
         if state is None or not files.part.exists():
             return 0
@@ -863,6 +875,8 @@ class Downloader:
         files = _Files.of(self.staging_dir, name)
         deadline = time.monotonic() + self.timeout
         with self._claim(files) as fd:
+            if self._adopt(name, files, size, sha256, progress, cancel):
+                return files.complete
             try:
                 state = self._open_state(name, files, fd, size, sha256)
                 with _opened_direct(files.part) as direct:
@@ -934,10 +948,56 @@ class Downloader:
                 "download of %s resumed at %s of %s bytes", name, state.done(), size
             )
             return state
-        # TODO(#3): an image already verified in staging (a crash between the
-        # rename and the removal of its state) is fetched again, not re-hashed.
         log.info("download of %s started (%s bytes)", name, size)
         return self._fresh_state(files, fd, size, sha256, single=False)
+
+    def _adopt(
+        self,
+        name: str,
+        files: _Files,
+        size: int,
+        sha256: str,
+        progress: Callable[[Progress], None] | None,
+        cancel: threading.Event | None,
+    ) -> bool:
+        """Keep a file an earlier run verified but stopped before handing on.
+
+        It is hashed again at disk speed, which beats fetching 24 GiB anew; a
+        mismatch deletes it and the download starts as usual.
+        """
+        try:
+            if files.complete.stat().st_size != size:
+                return False  # replaced when the new download verifies
+        except FileNotFoundError:
+            return False
+        log.info("%s is already in staging; checking its SHA-256 again", name)
+        meter = _Meter(size, 0, progress)
+        digest = hashlib.sha256()
+        buffer = bytearray(BUFFER_SIZE)
+        view = memoryview(buffer)
+        done = 0
+        try:
+            with files.complete.open("rb", buffering=0) as source:
+                while count := source.readinto(buffer):
+                    if cancel is not None and cancel.is_set():
+                        raise DownloadCancelled(
+                            f"The check of {name} was cancelled; "
+                            "it is checked again on the next download."
+                        )
+                    digest.update(view[:count])
+                    done += count
+                    meter.update(done)
+            if digest.hexdigest() != sha256:
+                log.warning("%s in staging does not match the release; deleted", name)
+                files.complete.unlink()
+                return False
+            files.remove()
+            _sync_dir(files.part.parent)
+        except OSError as exc:
+            raise _storage_error(exc, files.complete, size) from exc
+        meter.finish()
+        log.info("download of %s verified (already in staging)", name)
+        return True
 
     def _fresh_state(
         self, files: _Files, fd: int, size: int, sha256: str, single: bool
@@ -974,7 +1034,8 @@ class Downloader:
         try:
             os.fdatasync(fd)
             os.replace(files.part, files.complete)
-            files.state.unlink()
+            # A kill while the state was being saved can leave its draft too.
+            files.remove_state()
             _sync_dir(files.part.parent)
         except OSError as exc:
             raise _storage_error(exc, files.part, size) from exc
@@ -1068,13 +1129,17 @@ def _load_state(path: Path) -> _State | None:
 
 def _save_state(path: Path, state: _State) -> None:
     """Write the state so that a crash leaves either the old or the new one."""
-    temporary = path.with_suffix(".tmp")
+    temporary = _draft_of(path)
     with temporary.open("w") as out:
         json.dump(state.to_json(), out)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
     _sync_dir(path.parent)
+
+
+def _draft_of(state: Path) -> Path:
+    return state.with_suffix(".tmp")
 
 
 def _sync_dir(path: Path) -> None:

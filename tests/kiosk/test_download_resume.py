@@ -107,3 +107,55 @@ def test_a_damaged_state_file_means_a_fresh_start(
     path = engine.download(NAME, faulty_server.url, SIZE, DOWNLOAD_SHA256)
 
     assert path.read_bytes() == DOWNLOAD_IMAGE
+
+
+def test_a_state_draft_left_by_a_kill_is_gone_after_the_download(
+    faulty_server: FaultyServer, download_staging: Path
+):
+    engine = fast_downloader(download_staging, max_retries=1)
+    stop_halfway(engine, faulty_server)
+    # What a kill between writing the next state and renaming it leaves.
+    (download_staging / f"{NAME}.resume.tmp").write_text('{"half": ')
+    # No checkpoint during the rest, so no later save replaces the draft.
+    engine = fast_downloader(download_staging, sync_interval=3600)
+
+    engine.download(NAME, faulty_server.url, SIZE, DOWNLOAD_SHA256)
+
+    assert sorted(p.name for p in download_staging.iterdir()) == [NAME]
+
+
+def test_a_verified_file_still_in_staging_is_hashed_not_fetched(
+    faulty_server: FaultyServer, download_staging: Path
+):
+    # What a kill after verifying but before the library took the file leaves.
+    download_staging.mkdir(parents=True)
+    (download_staging / NAME).write_bytes(DOWNLOAD_IMAGE)
+    (download_staging / f"{NAME}.resume.json").write_text("{}")
+    engine = fast_downloader(download_staging)
+    assert engine.partial(NAME) == SIZE
+    events: list[Progress] = []
+
+    path = engine.download(
+        NAME, faulty_server.url, SIZE, DOWNLOAD_SHA256, progress=events.append
+    )
+
+    assert path.read_bytes() == DOWNLOAD_IMAGE
+    assert faulty_server.seen == []
+    assert events[-1].done == SIZE
+    assert sorted(p.name for p in download_staging.iterdir()) == [NAME]
+
+
+def test_a_damaged_file_left_in_staging_is_fetched_again(
+    faulty_server: FaultyServer, download_staging: Path
+):
+    download_staging.mkdir(parents=True)
+    damaged = bytearray(DOWNLOAD_IMAGE)
+    damaged[SIZE // 2] ^= 0xFF
+    (download_staging / NAME).write_bytes(damaged)
+    engine = fast_downloader(download_staging)
+
+    path = engine.download(NAME, faulty_server.url, SIZE, DOWNLOAD_SHA256)
+
+    assert path.read_bytes() == DOWNLOAD_IMAGE
+    assert faulty_server.seen != []
+    assert sorted(p.name for p in download_staging.iterdir()) == [NAME]
