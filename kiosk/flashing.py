@@ -21,8 +21,11 @@ Why it is done this way:
 - SHA-256 on one core is the slowest stage, so hashing runs in its own thread
   fed through a bounded queue of reused buffers; allocating a fresh buffer per
   block costs as much as the hashing.
-- The write pass also hashes the image as it is read, so an image that
-  changed on disk since it was verified fails instead of being copied.
+- Only the read-back is hashed. Its SHA-256 equal to the release's proves
+  the drive holds the release, whatever happened to the image file; hashing
+  the image on the way as well would double the CPU a flash needs, and three
+  drives at once would compete for it. When the read-back differs, the image
+  is hashed then, to say whether the drive or the station's copy is at fault.
 
 One `Flasher.flash` call handles one drive and never raises; `Flasher.start`
 runs it in its own thread so several drives are flashed independently.
@@ -341,31 +344,62 @@ class _Job:
         for _ in range(self.flasher.buffers):
             self.pool.put(mmap.mmap(-1, self.flasher.block_size))
         self._write()
-        if self.image_digest != self.expected:
-            raise _FlashFailed(
-                f"The image {self.image_path.name} no longer matches its "
-                "checksum; re-verify the images in Settings and flash again."
-            )
-
         if self.flasher.before_verify is not None:
             self.flasher.before_verify(self.target)
         self._verify()
         if self.readback_digest != self.expected:
-            raise _FlashFailed(
-                f"Reading {self.target} back did not give the image (SHA-256 "
-                "differs); the drive did not store it. Use another drive."
-            )
+            self._blame()
+        self.image_digest = self.expected
         if self.progress is not None:
             _notify(
                 self.progress,
                 Progress(self.target, "done", self.size, self.size, 0.0, 0.0),
             )
 
+    def _blame(self) -> None:
+        """After a read-back mismatch: the image's fault or the drive's."""
+        log.warning(
+            "read-back of %s gave sha256 %s, expected %s; checking the image",
+            self.target,
+            self.readback_digest,
+            self.expected,
+        )
+        self.image_digest = self._hash_image()
+        if self.image_digest != self.expected:
+            log.error(
+                "image %s hashes to %s, not its recorded %s",
+                self.image_path,
+                self.image_digest,
+                self.expected,
+            )
+            raise _FlashFailed(
+                f"The image {self.image_path.name} no longer matches its "
+                "checksum; re-verify the images in Settings and flash again."
+            )
+        raise _FlashFailed(
+            f"Reading {self.target} back did not give the image (SHA-256 "
+            "differs); the drive did not store it. Use another drive."
+        )
+
+    def _hash_image(self) -> str:
+        hasher = _Hasher(self.pool, f"hash image {self.target}")
+        try:
+            with _open_image(self.image_path) as image:
+                reader = _ImageReader(image, self.image_path, self.size, self.pool)
+                try:
+                    for buffer, length in reader.blocks(self.flasher.block_size):
+                        self._check_cancel()
+                        hasher.feed(buffer, length)
+                finally:
+                    reader.close()
+        finally:
+            digest = hasher.finish()
+        return digest
+
     def _write(self) -> None:
         if self.size <= 0:
             raise _FlashFailed("The image is empty; choose another image.")
         meter = self._pass("writing", remaining_after=self.size)
-        hasher = _Hasher(self.pool, f"hash image {self.target}")
         try:
             with (
                 _open_image(self.image_path) as image,
@@ -377,8 +411,10 @@ class _Job:
                     position = 0
                     for buffer, length in reader.blocks(self.flasher.block_size):
                         self._check_cancel()
-                        writer.write(buffer, length, position)
-                        hasher.feed(buffer, length)
+                        try:
+                            writer.write(buffer, length, position)
+                        finally:
+                            self.pool.put(buffer)
                         position += length
                         self.bytes_written = position
                         meter.report(position)
@@ -390,8 +426,6 @@ class _Job:
                 exc, self.target, self.size, started=self.bytes_written > 0
             )
             raise _FlashFailed(sentence) from exc
-        finally:
-            self.image_digest = hasher.finish()
         meter.report(self.size, force=True)
 
     def _verify(self) -> None:
