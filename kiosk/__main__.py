@@ -6,6 +6,7 @@
     python -m kiosk drives              the disks here, offered or why not
     python -m kiosk flash VERSION DEVICE…   write and verify drives, logged
     python -m kiosk log export --format csv|json [--since DATE] [--until DATE]
+        [--serial TEXT] [--status passed|failed|…]
     python -m kiosk ui [--port N]       the touch screens on 127.0.0.1
 
 Exit codes: 0 done, 1 failed, 2 bad settings or arguments, 3 portal
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -35,7 +36,7 @@ from kiosk.downloads import Downloader
 from kiosk.errors import ConfigError, KioskError, LibraryError, PortalOffline
 from kiosk.flashing import Progress
 from kiosk.flashjobs import FlashJobs
-from kiosk.flashlog import FlashLog
+from kiosk.flashlog import FlashLog, Status
 from kiosk.library import Library, human_size
 from kiosk.portal_client import PortalClient
 from kiosk.updates import DownloadState, Updates, UpdateStatus
@@ -160,6 +161,12 @@ def _add_log(commands: Subparsers[argparse.ArgumentParser]) -> None:
         "--since", type=_date, help="from this day or time (UTC), e.g. 2026-12-01"
     )
     export.add_argument("--until", type=_date, help="before this day or time (UTC)")
+    export.add_argument("--serial", help="only drives whose serial contains this")
+    export.add_argument(
+        "--status",
+        choices=[status.value for status in Status],
+        help="only flashes that ended so",
+    )
     export.add_argument(
         "--output",
         help="file to write, or - for standard output "
@@ -322,10 +329,19 @@ def _bar_update(bars: dict[str, tqdm[Any]]) -> Callable[[Progress], None]:
 def run_log_export(args: argparse.Namespace, settings: Settings) -> int:
     """Stream the flash records to a file (or standard output)."""
     flash_log = _flash_log(settings)
-    if args.output == "-":
-        count = flash_log.export(
-            sys.stdout, args.format, since=args.since, until=args.until
+
+    def export(out: TextIO) -> int:
+        return flash_log.export(
+            out,
+            args.format,
+            since=args.since,
+            until=args.until,
+            serial=args.serial,
+            status=Status(args.status) if args.status else None,
         )
+
+    if args.output == "-":
+        count = export(sys.stdout)
         print(f"{count} records exported.", file=sys.stderr)
         return 0
     path = (
@@ -335,7 +351,7 @@ def run_log_export(args: argparse.Namespace, settings: Settings) -> int:
     )
     temporary = path.with_name(path.name + ".partial")
     with temporary.open("w", newline="", encoding="utf-8") as out:
-        count = flash_log.export(out, args.format, since=args.since, until=args.until)
+        count = export(out)
     temporary.replace(path)
     print(f"{count} records exported to {path}.")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -226,9 +227,14 @@ class FlashLog:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        serial: str | None = None,
+        status: Status | None = None,
     ) -> int:
-        """Stream records oldest first as CSV or a JSON array; returns the count."""
-        rows = self._rows(since, until)
+        """Stream records oldest first as CSV or a JSON array; returns the count.
+
+        The filters are those of `records`, so an export holds what was shown.
+        """
+        rows = self._rows(since, until, serial, status)
         return _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
 
     def _filtered(self, since: datetime | None, until: datetime | None) -> Any:
@@ -239,7 +245,13 @@ class FlashLog:
             query = query.where(FlashRecord.started_at < until)
         return query
 
-    def _rows(self, since: datetime | None, until: datetime | None) -> Iterator[Any]:
+    def _rows(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        serial: str | None,
+        status: Status | None,
+    ) -> Iterator[Any]:
         # The export reads SQLite's own cursor and lets SQLite format the
         # times: SQLAlchemy rows and a million datetime objects, made only to
         # be printed again, cost three quarters of the time. Times compare as
@@ -248,15 +260,27 @@ class FlashLog:
             f"strftime('%Y-%m-%dT%H:%M:%SZ', {name})" if name.endswith("_at") else name
             for name in EXPORT_COLUMNS
         ]
+        conditions = ["started_at >= ?", "started_at < ?"]
+        values: list[str] = [
+            _stored(since or datetime.min),
+            _stored(until or datetime.max),
+        ]
+        if serial:
+            # LIKE, as `records` uses through SQLAlchemy's contains().
+            conditions.append("serial LIKE ? ESCAPE '/'")
+            escaped = re.sub(r"([/%_])", r"/\1", serial)
+            values.append(f"%{escaped}%")
+        if status:
+            conditions.append("status = ?")
+            values.append(Status(status).value)
         query = (
             f"SELECT {', '.join(columns)} FROM flash_records"  # noqa: S608
-            " WHERE started_at >= ? AND started_at < ? ORDER BY started_at"
+            f" WHERE {' AND '.join(conditions)} ORDER BY started_at"
         )
-        bounds = (_stored(since or datetime.min), _stored(until or datetime.max))
         with self._sessions() as session:
             raw = session.connection().connection.driver_connection
             assert raw is not None
-            yield from raw.execute(query, bounds)
+            yield from raw.execute(query, values)
 
 
 def _rowcount(result: Result[Any]) -> int:

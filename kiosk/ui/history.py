@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from nicegui import ui
+from nicegui import app, ui
 
 from kiosk.flashlog import ExportFormat, FlashRecord, Status
 from kiosk.station import Station
@@ -50,18 +53,35 @@ def row(record: FlashRecord) -> dict[str, Any]:
     }
 
 
-def export_file(
-    station: Station, fmt: ExportFormat, since: datetime | None, until: datetime | None
-) -> bytes:
-    """Blocking: write the export beside the logs, atomically; its bytes."""
+@dataclass(frozen=True)
+class Filters:
+    """What the screen shows: the same narrows the table and the export."""
+
+    serial: str | None
+    status: Status | None
+    since: datetime | None
+    until: datetime | None
+
+
+def export_file(station: Station, fmt: ExportFormat, filters: Filters) -> Path:
+    """Blocking: write the export beside the logs, atomically; its path.
+
+    The browser then fetches the file from disk in pieces, so a log of a
+    million records never has to fit in the app's memory.
+    """
     path = station.settings.logs_dir / f"flash_operations.{fmt}"
     partial = path.with_name(path.name + ".partial")
     with partial.open("w", newline="", encoding="utf-8") as out:
-        station.flash_log.export(out, fmt, since=since, until=until)
+        station.flash_log.export(
+            out,
+            fmt,
+            since=filters.since,
+            until=filters.until,
+            serial=filters.serial,
+            status=filters.status,
+        )
     partial.replace(path)
-    # TODO(#5): the export is handed to the browser from memory; a log of a
-    # million records should stream from the file through a route instead.
-    return path.read_bytes()
+    return path
 
 
 def render(station: Station) -> None:
@@ -85,28 +105,31 @@ def render(station: Station) -> None:
     table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
     table.props("wrap-cells :rows-per-page-options=[20,50,100] data-testid=history")
 
-    def bounds() -> tuple[datetime | None, datetime | None]:
+    def filters() -> Filters:
         end = day(until.value)
-        return day(since.value), end + timedelta(days=1) if end else None
+        return Filters(
+            serial=(serial.value or "").strip() or None,
+            status=Status(status.value) if status.value else None,
+            since=day(since.value),
+            until=end + timedelta(days=1) if end else None,
+        )
 
     async def load() -> None:
-        start, end = bounds()
-        chosen = Status(status.value) if status.value else None
+        shown = filters()
         records = await blocking(
             station.flash_log.records,
-            serial=(serial.value or "").strip() or None,
-            status=chosen,
-            since=start,
-            until=end,
+            serial=shown.serial,
+            status=shown.status,
+            since=shown.since,
+            until=shown.until,
         )
         table.rows = [row(record) for record in records]
         table.update()
         count.text = f"{len(records)} flash record(s), newest first"
 
     async def export(fmt: ExportFormat) -> None:
-        start, end = bounds()
         try:
-            data = await blocking(export_file, station, fmt, start, end)
+            path = await blocking(export_file, station, fmt, filters())
         except OSError as exc:
             ui.notify(
                 f"The export could not be written ({exc.strerror}); "
@@ -117,7 +140,10 @@ def render(station: Station) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", station.name).strip("-")
         media = "text/csv" if fmt == "csv" else "application/json"
-        ui.download.content(data, f"flash_records_{name}_{stamp}.{fmt}", media)
+        # A route that serves the file once, in pieces, then goes away.
+        url = app.add_static_file(local_file=path, single_use=True)
+        ui.context.client.on_delete(lambda: app.remove_route(unquote(url)))
+        ui.download.from_url(url, f"flash_records_{name}_{stamp}.{fmt}", media)
 
     serial.on("keydown.enter", load)
     status.on_value_change(load)

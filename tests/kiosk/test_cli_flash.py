@@ -63,6 +63,10 @@ def test_flash_then_export_the_log(data_dir, tmp_path, capsys):
             "export",
             "--format",
             "json",
+            "--serial",
+            "s6wbns0t8",
+            "--status",
+            "passed",
             "--output",
             "-",
         ]
@@ -88,6 +92,16 @@ def test_flash_fails_plainly_for_a_file(data_dir, tmp_path, capsys):
     assert main(["--data-dir", str(data_dir), "-q", "log", "export"]) == 0
     csv_text = (data_dir / "logs" / "flash_operations.csv").read_text()
     assert "not a block device" in csv_text
+
+    def exported(*filters: str) -> list[str]:
+        arguments = ["--data-dir", str(data_dir), "-q", "log", "export", *filters]
+        assert main([*arguments, "--format", "json", "--output", "-"]) == 0
+        return [r["status"] for r in json.loads(capsys.readouterr().out)]
+
+    capsys.readouterr()
+    assert exported("--status", "failed") == ["failed"]
+    assert exported("--status", "passed") == []
+    assert exported("--status", "failed", "--serial", "NOT-THERE") == []
 
 
 def test_export_refuses_a_bad_date(data_dir, capsys):

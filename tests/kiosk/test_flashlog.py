@@ -152,6 +152,33 @@ def test_json_export_round_trips_and_filters_by_date(flash_log, clock):
     assert early not in out.getvalue()
 
 
+def test_export_filters_like_the_record_search(flash_log, clock):
+    ids = {serial: start(flash_log, serial) for serial in ("S3K9_1", "S3K9%2", "T7")}
+    for record_id in ids.values():
+        flash_log.finish(record_id, Status.PASSED, bytes_written=5)
+    flash_log.finish(start(flash_log, "S3K9_4"), Status.FAILED, bytes_written=1)
+
+    def exported(**filters: object) -> list[str]:
+        out = io.StringIO()
+        flash_log.export(out, "csv", **filters)
+        return [row["serial"] for row in csv.DictReader(io.StringIO(out.getvalue()))]
+
+    def shown(**filters: object) -> list[str]:
+        records = flash_log.records(**filters)
+        return sorted(record.serial or "" for record in records)
+
+    for filters in (
+        {"serial": "s3k9"},  # case does not matter, as in the search
+        {"serial": "_"},  # LIKE's wildcards are matched as themselves
+        {"serial": "%"},
+        {"serial": "S3K9", "status": Status.PASSED},
+        {"status": Status.FAILED},
+    ):
+        assert sorted(exported(**filters)) == shown(**filters), filters
+    assert exported(serial="_") == ["S3K9_1", "S3K9_4"]
+    assert exported(serial="S3K9", status=Status.PASSED) == ["S3K9_1", "S3K9%2"]
+
+
 def test_empty_export_is_valid(flash_log):
     out = io.StringIO()
 

@@ -87,3 +87,21 @@ async def test_export_csv_and_json_download_in_the_browser(station):
     assert [r["status"] for r in rows] == ["passed", "failed", "passed"]
     assert rows[0]["started_at"] == "2026-12-01T08:00:00Z"
     assert (station.settings.logs_dir / "flash_operations.json").is_file()
+
+
+async def test_export_holds_what_the_filters_show(station):
+    async with screens(station) as user:
+        await user.open("/history")
+        await user.should_see("3 flash record(s), newest first", retries=WAIT)
+        user.find(marker="status").click()
+        user.find("Passed").click()
+        await user.should_see("2 flash record(s), newest first", retries=WAIT)
+        user.find(marker="serial").type("S6WB")
+        user.find(marker="search").click()
+        await user.should_see("1 flash record(s), newest first", retries=WAIT)
+
+        user.find(marker="export-csv").click()
+        download = await user.download.next(timeout=10)
+
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert [(r["serial"], r["status"]) for r in rows] == [("S6WBNS0T000001A", "passed")]
