@@ -58,9 +58,11 @@ LSBLK_COLUMNS = (
 )
 SYS_BLOCK = Path("/sys/block")
 SYS_DEV_BLOCK = Path("/sys/dev/block")
+SYS_USB_DEVICES = Path("/sys/bus/usb/devices")
 UDEV_CONTROL = Path("/run/udev/control")
 SYSTEM_PATHS = ("/", "/boot")
 _USB_DEVICE = re.compile(r"^\d+-(?P<port>\d+(?:\.\d+)*)$")
+_ROOT_HUB = re.compile(r"^usb\d+$")
 _ID_PATH_USB = re.compile(r"-usb-\d+:(?P<port>\d+(?:\.\d+)*):")
 
 
@@ -297,8 +299,6 @@ def _mount_points(disk: dict[str, Any]) -> list[str]:
 
 
 def _slot(name: str, is_loop: bool, port: str | None) -> str:
-    # TODO(#4): a station with two USB controllers can have two "Slot 3"s;
-    # add the controller when that hardware exists.
     if is_loop:
         return f"Loop {name.removeprefix('loop')}"
     if port is not None:
@@ -307,9 +307,15 @@ def _slot(name: str, is_loop: bool, port: str | None) -> str:
 
 
 def usb_details(
-    name: str, sys_block: Path = SYS_BLOCK
+    name: str, sys_block: Path = SYS_BLOCK, sys_usb: Path = SYS_USB_DEVICES
 ) -> tuple[str | None, str | None]:
-    """The USB vendor:product id and port path above a disk, from sysfs."""
+    """The USB vendor:product id and port path above a disk, from sysfs.
+
+    A port number is unique on one host controller only. On a station with
+    several controllers the port gets the controller's place among them in
+    front ("2-3": port 3 of the second controller, by PCI address), so that
+    two drives never share a slot name.
+    """
     try:
         node = (sys_block / name).resolve(strict=True)
     except OSError:
@@ -319,8 +325,40 @@ def usb_details(
         if vendor.exists() and product.exists():
             usb_id = f"{_read(vendor)}:{_read(product)}".lower()
             match = _USB_DEVICE.match(folder.name)
-            return usb_id, match["port"] if match else None
+            if match is None:
+                return usb_id, None
+            controllers = _usb_controllers(sys_usb)
+            controller = _controller_of(folder)
+            if len(controllers) > 1 and controller in controllers:
+                return usb_id, f"{controllers.index(controller) + 1}-{match['port']}"
+            return usb_id, match["port"]
     return None, None
+
+
+def _usb_controllers(sys_usb: Path) -> list[Path]:
+    """The station's USB host controllers, in PCI address order.
+
+    A USB 3 controller shows two root hubs (usb1 for USB 2 devices, usb2 for
+    USB 3 ones) over one physical set of ports; both count as one controller.
+    """
+    try:
+        hubs = [entry for entry in sys_usb.iterdir() if _ROOT_HUB.match(entry.name)]
+    except OSError:
+        return []
+    found = set()
+    for hub in hubs:
+        try:
+            found.add(hub.resolve(strict=True).parent)
+        except OSError:
+            continue
+    return sorted(found, key=str)
+
+
+def _controller_of(device: Path) -> Path | None:
+    for folder in device.parents:
+        if _ROOT_HUB.match(folder.name):
+            return folder.parent
+    return None
 
 
 def _device_of(path: Path) -> int:

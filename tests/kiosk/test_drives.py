@@ -132,15 +132,40 @@ def test_slot_names_follow_the_usb_port(id_path: str, slot: str | None) -> None:
     assert drives.slot_from_id_path(id_path) == slot
 
 
-def test_reads_the_bridge_id_and_port_from_sysfs(tmp_path: Path) -> None:
-    # The sysfs layout of a drive on port 3 of bus 2, as the kernel builds it.
-    usb = tmp_path / "devices/pci0000:00/0000:00:14.0/usb2/2-3"
-    disk = usb / "2-3:1.0/host4/target4:0:0/4:0:0:0/block/sdb"
+def plug(sysfs: Path, controller: str, hub: int, port: str, name: str) -> None:
+    """A drive as the kernel lays it out in sysfs: /sys/block/NAME → its device."""
+    root = sysfs / "devices/pci0000:00" / controller / f"usb{hub}"
+    usb = root / f"{hub}-{port}"
+    disk = usb / f"{hub}-{port}:1.0/host4/target4:0:0/4:0:0:0/block" / name
     disk.mkdir(parents=True)
     (usb / "idVendor").write_text("04e8\n")
     (usb / "idProduct").write_text("4001\n")
-    (tmp_path / "block").mkdir()
-    (tmp_path / "block" / "sdb").symlink_to(disk)
+    for folder in ("block", "bus/usb/devices"):
+        (sysfs / folder).mkdir(parents=True, exist_ok=True)
+    (sysfs / "block" / name).symlink_to(disk)
+    hub_link = sysfs / "bus/usb/devices" / f"usb{hub}"
+    if not hub_link.exists():
+        hub_link.symlink_to(root)
 
-    assert drives.usb_details("sdb", tmp_path / "block") == ("04e8:4001", "3")
-    assert drives.usb_details("sdz", tmp_path / "block") == (None, None)
+
+def details(sysfs: Path, name: str) -> tuple[str | None, str | None]:
+    return drives.usb_details(name, sysfs / "block", sysfs / "bus/usb/devices")
+
+
+def test_reads_the_bridge_id_and_port_from_sysfs(tmp_path: Path) -> None:
+    plug(tmp_path, "0000:00:14.0", 2, "3", "sdb")  # port 3 of the USB 3 hub
+    plug(tmp_path, "0000:00:14.0", 1, "1.4", "sdc")  # a USB 2 hub on port 1
+
+    assert details(tmp_path, "sdb") == ("04e8:4001", "3")
+    assert details(tmp_path, "sdc") == ("04e8:4001", "1.4")
+    assert details(tmp_path, "sdz") == (None, None)
+
+
+def test_two_controllers_never_give_two_drives_one_slot(tmp_path: Path) -> None:
+    plug(tmp_path, "0000:03:00.0", 4, "3", "sdb")  # port 3 of a card's controller
+    plug(tmp_path, "0000:00:14.0", 2, "3", "sdc")  # port 3 on the board's
+    plug(tmp_path, "0000:00:14.0", 1, "2", "sdd")  # the board's USB 2 hub
+
+    assert details(tmp_path, "sdb") == ("04e8:4001", "2-3")
+    assert details(tmp_path, "sdc") == ("04e8:4001", "1-3")
+    assert details(tmp_path, "sdd") == ("04e8:4001", "1-2")
