@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 CHECKSUM_SUFFIX = ".sha256"
 TEMP_PREFIX = ".incoming-"
 DEFAULT_MARGIN = 512 * 1000 * 1000  # room for logs and the database to grow
+QUARANTINE_DAYS = 14  # long enough to investigate, short enough to free the disk
 _CHUNK = 4 * 1024 * 1024
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64})  (\S+)\n?")
 
@@ -221,7 +223,12 @@ class Library:
         )
 
     def clean(self) -> list[str]:
-        """Tidy recommended/ at start: temp files, unverifiable and foreign files."""
+        """Tidy recommended/ at start: temp files, unverifiable and foreign files.
+
+        Quarantined files older than `QUARANTINE_DAYS` are deleted too: they
+        were kept for someone to look at, not to fill the disk for good.
+        """
+        self._expire_quarantine()
         if not self.folder.is_dir():
             return []
         cleaned: list[str] = []
@@ -323,9 +330,28 @@ class Library:
     def _quarantine(self, path: Path) -> None:
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
         # One copy per name is enough to investigate; older ones are replaced.
-        # TODO(#3): nothing empties quarantine/; an operator deletes by hand.
-        shutil.move(path, self.quarantine_dir / path.name)
+        moved = self.quarantine_dir / path.name
+        shutil.move(path, moved)
+        os.utime(moved)  # its age in quarantine starts now
         log.warning("%s moved to %s", path.name, self.quarantine_dir)
+
+    def _expire_quarantine(self) -> None:
+        oldest = time.time() - QUARANTINE_DAYS * 86400
+        try:
+            entries = list(self.quarantine_dir.iterdir())
+        except FileNotFoundError:
+            return
+        for path in entries:
+            try:
+                if path.is_file() and path.stat().st_mtime < oldest:
+                    path.unlink()
+                    log.warning(
+                        "deleted %s, in quarantine for more than %d days",
+                        path.name,
+                        QUARANTINE_DAYS,
+                    )
+            except OSError as exc:
+                log.warning("could not delete %s from quarantine: %s", path, exc)
 
 
 def _checksum_path(image: Path) -> Path:

@@ -3,11 +3,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from kiosk.errors import LibraryError
-from kiosk.library import Library, human_size
+from kiosk.library import QUARANTINE_DAYS, Library, human_size
 from kiosk.versions import Version
 from tests.kiosk.library_files import add, names, stage
 
@@ -202,6 +203,25 @@ def test_clean_removes_orphans_and_keeps_verified_images(library, staging):
         "notes.txt",
     ]
     assert len(cleaned) == 6
+
+
+def test_clean_empties_quarantine_of_what_has_been_there_two_weeks(library, staging):
+    long_ago = time.time() - QUARANTINE_DAYS * 86400 - 60
+    add(library, staging, "v1.0.0")
+    foreign = library.folder / "notes.txt"
+    foreign.write_text("foreign")
+    os.utime(foreign, (long_ago, long_ago))
+    library.clean()  # quarantined now, though the file itself is older
+    quarantined = library.quarantine_dir / "notes.txt"
+    old = library.quarantine_dir / "FlashingApp_v0.9.0.img"
+    old.write_bytes(b"damaged long ago")
+    os.utime(old, (long_ago, long_ago))
+
+    library.clean()
+
+    assert sorted(p.name for p in library.quarantine_dir.iterdir()) == ["notes.txt"]
+    assert time.time() - quarantined.stat().st_mtime < 60
+    assert library.versions() == [V("v1.0.0")]
 
 
 def test_unverifiable_images_are_not_listed(library, staging):
