@@ -40,6 +40,7 @@ from kiosk.library import human_size
 
 __all__ = [
     "Drive",
+    "DriveRefused",
     "DriveWatcher",
     "candidates",
     "list_drives",
@@ -131,6 +132,14 @@ def candidates(
     return [drive for drive in drives if drive.offered]
 
 
+class DriveRefused(DriveError):
+    """A drive that is there but may not be flashed; `drive` says which."""
+
+    def __init__(self, message: str, drive: Drive) -> None:
+        super().__init__(message)
+        self.drive = drive
+
+
 def validate_target(
     path: str,
     *,
@@ -164,7 +173,7 @@ def validate_target(
     for drive in drives:
         if drive.name == name:
             if drive.reason:
-                raise DriveError(f"{path} cannot be flashed. {drive.reason}")
+                raise DriveRefused(f"{path} cannot be flashed. {drive.reason}", drive)
             return drive
     raise DriveError(
         f"{path} is not a disk with a medium that can be flashed; choose a USB drive."

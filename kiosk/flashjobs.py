@@ -124,12 +124,24 @@ class FlashJobs:
         progress: Callable[[Progress], None] | None,
         cancel: threading.Event | None,
     ) -> Outcome:
-        drive = drives.validate_target(
-            device,
-            image_size=image.size,
-            data_dir=self._data_dir,
-            allow_loop=self._allow_loop,
-        )
+        try:
+            drive = drives.validate_target(
+                device,
+                image_size=image.size,
+                data_dir=self._data_dir,
+                allow_loop=self._allow_loop,
+            )
+        except drives.DriveRefused as exc:
+            # The record of a refused drive still names it, so QA can trace it.
+            known, _ = self._identify(exc.drive)
+            return self._refused(
+                device,
+                str(image.version),
+                exc.message,
+                exc.drive.slot,
+                known.model if known else exc.drive.model,
+                known.serial if known else None,
+            )
         identity, serial_problem = self._identify(drive)
         refusal = smart.flash_refusal(
             identity, allow_without_serial=self._allow_without_serial
@@ -206,6 +218,7 @@ class FlashJobs:
         reason: str,
         slot: str | None = None,
         model: str | None = None,
+        serial: str | None = None,
     ) -> Outcome:
         log.warning("flash of %s refused: %s", device, reason)
         try:
@@ -214,6 +227,7 @@ class FlashJobs:
                 image_version=version,
                 image_sha256="",
                 image_size=0,
+                serial=serial,
                 slot=slot,
                 model=model or None,
             )
@@ -221,4 +235,4 @@ class FlashJobs:
         except Exception:
             log.exception("could not record the refused flash of %s", device)
             record_id = None
-        return Outcome(device, Status.FAILED, reason, record_id, slot or "")
+        return Outcome(device, Status.FAILED, reason, record_id, slot or "", serial)

@@ -101,6 +101,23 @@ def test_three_at_once_with_one_refused(station, t7, tmp_path):
     ]
 
 
+def test_a_refused_drive_is_recorded_with_its_serial(station, t7, tmp_path):
+    _, flash_log, _ = station
+    with loop_target(tmp_path, SIZE // 2, "small") as small:
+        outcome = jobs(station).run(small, VERSION)
+
+    assert outcome.status == "failed"
+    assert "use a larger drive" in outcome.error
+    assert outcome.serial == "S6WBNS0T812345A"
+    [record] = flash_log.records()
+    assert (record.status, record.serial, record.slot) == (
+        "failed",
+        "S6WBNS0T812345A",
+        outcome.slot,
+    )
+    assert record.slot.startswith("Loop ")
+
+
 def test_unreadable_serial_is_refused_unless_allowed(station, tmp_path, monkeypatch):
     install_smartctl_stand_in(
         tmp_path / "smartctl", monkeypatch, output=recording("garbage.txt")
