@@ -10,6 +10,8 @@ Screenshots go to $SCREENSHOTS_DIR (default: the test's tmp_path);
 `make screenshots` writes them to docs/screenshots/.
 """
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -215,6 +217,16 @@ def test_check_download_flash_by_touch(page, drives, screenshots):
     tap(page, "History")
     page.get_by_text("2 flash record(s), newest first").wait_for()
     page.screenshot(path=screenshots / "history.png", full_page=True)
+
+    with page.expect_download() as caught:
+        tap(page, "Export CSV")
+    download = caught.value
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
+    assert download.suggested_filename.startswith("flash_records_Line-1-Station-3_")
+    assert sorted((r["status"], r["serial"]) for r in rows) == [
+        ("failed", "S6WBNS0T812345A"),
+        ("passed", "S6WBNS0T812345A"),
+    ]
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (1920, 1080)])
