@@ -22,11 +22,13 @@ carries the reason as a sentence.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import re
+import select
 import stat
 import subprocess
 import threading
@@ -430,12 +432,19 @@ def _text(value: object) -> str:
 
 
 class DriveWatcher:
-    """Calls back when a disk appears or goes; udev events, else polling.
+    """Calls back when a disk appears or goes: on kernel events, else polling.
 
-    Both paths end in the same rescan of /sys/block, where a disk counts as
-    present when its size is not zero (an empty card reader or a detached
-    loop device has size 0). Callbacks run on the watcher's thread.
+    Events come from udev when its daemon runs, else straight from the
+    kernel's uevent socket (devtmpfs makes the device node either way). An
+    event only wakes the watcher; every path ends in the same rescan of
+    /sys/block, where a disk counts as present when its size is not zero (an
+    empty card reader or a detached loop device has size 0). A rescan also
+    runs every `poll_interval`, and once more shortly after an event, in
+    case a drive's size was set after its event. Callbacks run on the
+    watcher's thread.
     """
+
+    SETTLE = 0.5  # seconds after an event before the second look
 
     def __init__(
         self,
@@ -455,12 +464,13 @@ class DriveWatcher:
         self.mode = "polling"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_read = self._wake_write = -1
 
     def start(self) -> None:
         """Take the current disks as known and watch for changes."""
+        self._wake_read, self._wake_write = os.pipe()
         self.present = self._scan()
-        monitor = self._udev_monitor() if self.use_udev else None
-        self.mode = "udev" if monitor is not None else "polling"
+        monitor = self._monitor() if self.use_udev else None
         log.info("watching drives by %s", self.mode)
         self._thread = threading.Thread(
             target=self._run, args=(monitor,), name="drive watcher", daemon=True
@@ -474,18 +484,37 @@ class DriveWatcher:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop watching; waits up to `timeout` for the thread to end."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"x")
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _run(self, monitor: Any) -> None:
-        while not self._stop.is_set():
-            if monitor is not None:
-                # Any block event just wakes us; the rescan decides what changed.
-                monitor.poll(timeout=min(self.poll_interval, 0.5))
-            else:
-                self._stop.wait(self.poll_interval)
-            if not self._stop.is_set():
-                self._rescan()
+        try:
+            wait = self.poll_interval
+            while not self._stop.is_set():
+                if monitor is None:
+                    self._stop.wait(self.poll_interval)
+                else:
+                    woke = self._events(monitor, wait)
+                    wait = self.SETTLE if woke else self.poll_interval
+                if not self._stop.is_set():
+                    self._rescan()
+        finally:
+            for fd in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _events(self, monitor: Any, timeout: float) -> bool:
+        """Wait for block events (or stop); True when any arrived."""
+        ready, _, _ = select.select(
+            [monitor.fileno(), self._wake_read], [], [], timeout
+        )
+        if monitor.fileno() not in ready:
+            return False
+        while (device := monitor.poll(timeout=0)) is not None:
+            log.debug("%s event for /dev/%s", device.action, device.sys_name)
+        return True
 
     def _rescan(self) -> None:
         now = self._scan()
@@ -513,18 +542,18 @@ class DriveWatcher:
                 present.add(name)
         return present
 
-    def _udev_monitor(self) -> Any:
-        # TODO(#4): the udev path is untested here (no udev daemon on the CI
-        # machine); only the polling path has a test.
-        if not UDEV_CONTROL.exists():
-            return None  # no udev daemon: netlink would stay silent
+    def _monitor(self) -> Any:
+        # Without the udev daemon, udev's socket stays silent; the kernel's
+        # own events still arrive.
+        source = "udev" if UDEV_CONTROL.exists() else "kernel"
         try:
             import pyudev
 
-            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+            monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source=source)
             monitor.filter_by(subsystem="block", device_type="disk")
             monitor.start()
         except Exception as exc:
-            log.warning("udev monitor unavailable, polling instead: %s", exc)
+            log.warning("no %s events, polling instead: %s", source, exc)
             return None
+        self.mode = f"{source} events"
         return monitor
