@@ -3,7 +3,7 @@
 # Needs root (as on CI); without root it only says what is missing.
 set -euo pipefail
 
-packages=(postgresql curl aria2 openssl chromium smartmontools)
+packages=(postgresql curl aria2 openssl chromium smartmontools systemd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

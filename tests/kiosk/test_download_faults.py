@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,21 @@ def test_honours_retry_after_on_429(faulty_server: FaultyServer, download_stagin
 
     assert path.read_bytes() == DOWNLOAD_IMAGE
     assert pauses == [7.0]
+
+
+def test_honours_retry_after_given_as_an_http_date(
+    faulty_server: FaultyServer, download_staging: Path
+):
+    pauses: list[float] = []
+    engine = fast_downloader(download_staging, pause=pauses.append)
+    later = formatdate(time.time() + 90, usegmt=True)
+    faulty_server.fault(Fault("status", status=503, retry_after=later))
+
+    path = download(engine, faulty_server)
+
+    assert path.read_bytes() == DOWNLOAD_IMAGE
+    [pause] = pauses
+    assert 85 <= pause <= 90  # the date has whole seconds
 
 
 def test_backs_off_exponentially_with_jitter(
