@@ -40,7 +40,11 @@ IdentityReader = Callable[[str, str | None], smart.DriveIdentity]
 
 @dataclass(frozen=True)
 class Bay:
-    """One offered drive and what is happening to it, as one snapshot."""
+    """One drive and what is happening to it, as one snapshot.
+
+    A bay whose drive is refused (`drive.reason`) is shown with the reason
+    and cannot be flashed: a line worker who plugged it in learns why.
+    """
 
     drive: drives.Drive
     serial: str | None = None
@@ -54,6 +58,10 @@ class Bay:
     @property
     def device(self) -> str:
         return self.drive.path
+
+    @property
+    def refusal(self) -> str:
+        return self.drive.reason
 
 
 class Station:
@@ -162,7 +170,7 @@ class Station:
     # Drive bays
 
     def bays(self) -> list[Bay]:
-        """The offered drives and their flash state, in slot order."""
+        """The drives shown and their flash state, in slot order."""
         with self._lock:
             return sorted(self._bays.values(), key=lambda bay: bay.drive.slot)
 
@@ -182,13 +190,16 @@ class Station:
             self.drive_error = exc.message
             return
         self.drive_error = ""
-        offered = {drive.path: drive for drive in found if drive.offered}
+        shown = {drive.path: drive for drive in found if _worth_a_card(drive)}
         with self._lock:
-            gone = [d for d, bay in self._bays.items() if d not in offered]
-            for device in gone:
-                if not self._bays[device].running:
+            for device, bay in list(self._bays.items()):
+                if bay.running:
+                    continue
+                if device not in shown:
                     del self._bays[device]
-            new = [drive for path, drive in offered.items() if path not in self._bays]
+                elif bay.drive != shown[device]:  # e.g. unmounted, so now offered
+                    self._bays[device] = dataclasses.replace(bay, drive=shown[device])
+            new = [drive for path, drive in shown.items() if path not in self._bays]
         for drive in new:
             self._add_bay(drive)
 
@@ -197,7 +208,7 @@ class Station:
         cancel = threading.Event()
         with self._lock:
             bay = self._bays.get(device)
-            if bay is None or bay.running:
+            if bay is None or bay.running or bay.refusal:
                 return
             self._bays[device] = dataclasses.replace(
                 bay, version=version, running=True, progress=None, outcome=None
@@ -261,3 +272,16 @@ class Station:
             if bay is not None and not bay.running:
                 del self._bays[device]
         self.refresh_drives()
+
+
+def _worth_a_card(drive: drives.Drive) -> bool:
+    """Offered drives, and refused ones that a line worker may have plugged in.
+
+    Internal disks, empty card readers and refused loop devices (test set-ups
+    only) would be noise on the screen; `python -m kiosk drives` lists them.
+    """
+    if drive.offered:
+        return True
+    if drive.size == 0 or drive.is_loop:
+        return False
+    return drive.transport == "usb" or drive.removable

@@ -26,13 +26,26 @@ def bay_line(bay: Bay) -> str:
     return f"{model} · {units.human_size(bay.drive.size)} · serial {serial}"
 
 
-def card_state(bay: Bay) -> tuple[object, ...]:
+def too_small(bay: Bay, image: Image | None) -> str:
+    """Why the drive cannot take the chosen image, empty when it can."""
+    if image is None or bay.drive.size >= image.size:
+        return ""
+    return (
+        f"Too small for {image.version}: it holds "
+        f"{units.human_size(bay.drive.size)}, the image needs "
+        f"{units.human_size(image.size)}. Use a larger drive."
+    )
+
+
+def card_state(bay: Bay, image: Image | None) -> tuple[object, ...]:
     """What decides a card's layout; progress alone only updates figures."""
     outcome = bay.outcome
     return (
         bay.device,
         bay.serial,
         bay.running,
+        bay.refusal,
+        too_small(bay, image),
         outcome.status if outcome else None,
         outcome.error if outcome else None,
     )
@@ -63,7 +76,9 @@ class FlashScreen:
             self.question = ui.column().classes("gap-2")
             with ui.row().classes("gap-4 q-mt-md"):
                 ui.button("Cancel", on_click=self.dialog.close).props("outline")
-                self.go = ui.button("Flash", icon="bolt", color="negative")
+                self.go = ui.button("Flash", icon="bolt", color="negative").classes(
+                    theme.PRIMARY
+                )
                 self.go.mark("confirm-flash")
         self.go.on_click(self.confirmed)
         self.planned: list[str] = []
@@ -75,6 +90,20 @@ class FlashScreen:
     def version(self) -> Version | None:
         value = self.choice.value
         return Version.parse(value) if isinstance(value, str) and value else None
+
+    @property
+    def image(self) -> Image | None:
+        version = self.version
+        return next((i for i in self.images if i.version == version), None)
+
+    def ready(self, bay: Bay) -> bool:
+        """Idle, offered and large enough for the chosen image."""
+        return (
+            not bay.running
+            and bay.outcome is None
+            and not bay.refusal
+            and not too_small(bay, self.image)
+        )
 
     async def load_images(self) -> None:
         self.images = await blocking(self.station.library.images)
@@ -92,7 +121,7 @@ class FlashScreen:
         if version is None:
             ui.notify("Choose an image to write first.", type="warning")
             return
-        bays = [b for b in map(self.station.bay, devices) if b is not None]
+        bays = [b for b in map(self.station.bay, devices) if b and self.ready(b)]
         if not bays:
             ui.notify("No drive is ready to be flashed.", type="warning")
             return
@@ -109,10 +138,7 @@ class FlashScreen:
         self.dialog.open()
 
     def ask_all(self) -> None:
-        idle = [
-            b.device for b in self.station.bays() if not b.running and not b.outcome
-        ]
-        self.ask(idle)
+        self.ask([bay.device for bay in self.station.bays() if self.ready(bay)])
 
     def confirmed(self) -> None:
         self.dialog.close()
@@ -152,8 +178,9 @@ class FlashScreen:
             self.slots.pop(device).delete()
             self.shown.pop(device, None)
             self.bars.pop(device, None)
+        image = self.image
         for bay in bays:
-            state = card_state(bay)
+            state = card_state(bay, image)
             if self.shown.get(bay.device) == state:
                 continue
             self.shown[bay.device] = state
@@ -164,9 +191,9 @@ class FlashScreen:
             slot.clear()
             self.bars.pop(bay.device, None)
             with slot:
-                self.card(bay)
+                self.card(bay, image)
 
-    def card(self, bay: Bay) -> None:
+    def card(self, bay: Bay, image: Image | None) -> None:
         outcome = bay.outcome
         style = ""
         if outcome is not None:
@@ -197,6 +224,13 @@ class FlashScreen:
             elif outcome is not None:
                 verdict(outcome.passed, outcome.status, outcome.error)
                 ui.label("Safe to remove").classes("text-h6").props("data-testid=safe")
+            elif reason := bay.refusal or too_small(bay, image):
+                with ui.row().classes("items-center gap-2 no-wrap"):
+                    ui.icon("block", size="32px")
+                    ui.label("Not offered").classes("text-h6")
+                ui.label(reason).classes("text-weight-bold").props(
+                    "data-testid=refusal"
+                )
             else:
                 ui.button(
                     "Flash",

@@ -6,6 +6,7 @@ from nicegui import ui
 
 from kiosk.errors import KioskError
 from kiosk.station import Station
+from kiosk.ui import theme
 from kiosk.ui.worker import blocking
 from kiosk.updates import UpdateStatus
 from kiosk.versions import Version
@@ -72,7 +73,7 @@ def render(station: Station) -> None:
         ui.space()
         ui.button(
             "Get Latest", icon="download", on_click=lambda: get_latest(station)
-        ).props("unelevated no-caps").mark("get-latest")
+        ).classes(theme.PRIMARY).props("unelevated no-caps").mark("get-latest")
         dismiss = ui.button("Not now", icon="close").props("outline no-caps")
         dismiss.mark("dismiss")
 

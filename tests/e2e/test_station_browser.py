@@ -3,8 +3,10 @@
 `python -m kiosk ui` runs as a subprocess on 127.0.0.1 with its own data
 directory. Releases come from a release server whose image store is throttled
 so the download is seen in progress; drives are loop devices (root only),
-identified by a stand-in smartctl replaying a recorded Samsung T7. The second
-drive is too small for the image, a real refusal that ends in FAIL.
+identified by a stand-in smartctl replaying a recorded Samsung T7. One drive
+is too small for the image and is shown as not offered, with the reason; one
+claims more than it holds (its file lives on a tmpfs too small for it, as a
+counterfeit drive does), so its flash really fails.
 
 Screenshots go to $SCREENSHOTS_DIR (default: the test's tmp_path);
 `make screenshots` writes them to docs/screenshots/.
@@ -84,14 +86,16 @@ def release_server() -> Iterator[ReleaseServer]:
 
 
 @pytest.fixture
-def drives(tmp_path) -> Iterator[tuple[str, str]]:
-    """A loop drive large enough for the image and one that is too small."""
-    from tests.kiosk.drive_fixtures import loop_target
+def drives(tmp_path) -> Iterator[tuple[str, str, str]]:
+    """Loop drives: a good one, a too small one, and one that lies about its size."""
+    from tests.kiosk.drive_fixtures import loop_target, tiny_tmpfs
 
     with ExitStack() as stack:
         large = stack.enter_context(loop_target(tmp_path, 32 * 2**20, "large"))
         small = stack.enter_context(loop_target(tmp_path, 8 * 2**20, "small"))
-        yield large, small
+        shelf = stack.enter_context(tiny_tmpfs(tmp_path / "fake", 12 * 2**20))
+        fake = stack.enter_context(loop_target(shelf, 32 * 2**20, "fake"))
+        yield large, small, fake
 
 
 @pytest.fixture
@@ -169,12 +173,23 @@ def too_small_to_tap(page) -> list[str]:
     ]
 
 
+def primary_too_low(page) -> list[str]:
+    """Every visible primary action under 64 CSS px tall, named."""
+    found = page.eval_on_selector_all(
+        ".kiosk-primary",
+        """(nodes) => nodes
+            .filter((n) => n.offsetParent !== null)
+            .map((n) => [n.innerText.trim(), n.getBoundingClientRect().height])""",
+    )
+    return [f"{label} ({height:.0f})" for label, height in found if height < 64]
+
+
 def tap(page, name: str) -> None:
     page.get_by_role("button", name=name).first.tap()
 
 
 def test_check_download_flash_by_touch(page, drives, screenshots):
-    large, small = drives
+    large, small, fake = drives
     page.goto("/")
     page.get_by_text("Line 1 / Station 3").wait_for()
 
@@ -198,7 +213,10 @@ def test_check_download_flash_by_touch(page, drives, screenshots):
 
     tap(page, "Flash it")
     page.get_by_text("v1.2.3 — verified").wait_for()
-    for device in (large, small):
+    small_card = page.locator(f"[data-device='{small}']")
+    small_card.get_by_text("Too small for v1.2.3").wait_for()
+    assert small_card.get_by_role("button", name="Flash").count() == 0
+    for device in (large, fake):
         card = page.locator(f"[data-device='{device}']")
         card.get_by_role("button", name="Flash").tap()
         question = page.get_by_role("dialog")
@@ -207,11 +225,12 @@ def test_check_download_flash_by_touch(page, drives, screenshots):
         question.wait_for(state="hidden")
 
     large_card = page.locator(f"[data-device='{large}']")
-    small_card = page.locator(f"[data-device='{small}']")
+    fake_card = page.locator(f"[data-device='{fake}']")
     large_card.get_by_text("PASS").wait_for(timeout=120_000)
-    small_card.get_by_text("FAIL").wait_for(timeout=120_000)
-    assert "use a larger drive" in small_card.inner_text()
+    fake_card.get_by_text("FAIL").wait_for(timeout=120_000)
+    assert "ran out of space" in fake_card.inner_text()
     assert "Safe to remove" in large_card.inner_text()
+    assert "Not offered" in small_card.inner_text()
     page.screenshot(path=screenshots / "flash-pass-fail.png", full_page=True)
 
     tap(page, "History")
@@ -244,6 +263,9 @@ def test_every_control_is_big_enough_to_tap(page, drives, width, height):
         page.get_by_text(ready).first.wait_for()
         page.wait_for_timeout(300)
         assert too_small_to_tap(page) == [], screen
+        assert primary_too_low(page) == [], screen
+        if screen == "Flash":  # Flash all and a Flash per ready drive
+            assert page.locator(".kiosk-primary:visible").count() >= 3
         body = page.evaluate("getComputedStyle(document.body).fontSize")
         assert float(body.removesuffix("px")) >= 18
         overflow = page.evaluate(

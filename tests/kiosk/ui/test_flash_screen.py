@@ -126,3 +126,29 @@ async def test_flash_all_names_every_drive_and_stop_cancels(data_dir, tmp_path):
             await user.should_see("CANCELLED", retries=WAIT)
             await user.should_see("Safe to remove")
     assert [r.status for r in station.flash_log.records()] == ["cancelled"]
+
+
+async def test_a_drive_too_small_for_the_image_says_so_and_is_left_out(
+    data_dir, tmp_path
+):
+    with ExitStack() as drives:
+        good = drives.enter_context(loop_target(tmp_path, SIZE, "good"))
+        small = drives.enter_context(loop_target(tmp_path, SIZE // 2, "small"))
+        station = make_station(data_dir, allow_loop_targets="1")
+        async with screens(station) as user:
+            await user.open("/")
+            await user.should_see(marker=f"flash:{good}", retries=WAIT)
+            await user.should_see("v1.2.3 — verified", retries=WAIT)
+            await user.should_see("Too small for v1.2.3", retries=WAIT)
+            with user.scope(marker=f"bay:{small}"):
+                await user.should_see("Not offered")
+                await user.should_see("Too small for v1.2.3")
+                await user.should_see("Use a larger drive.")
+            await user.should_not_see(marker=f"flash:{small}")
+            user.find(marker="flash-all").click()
+            await user.should_see("Write v1.2.3 to 1 drive(s)?")
+            user.find(marker="confirm-flash").click()
+            await user.should_see("PASS", retries=WAIT)
+
+    records = station.flash_log.records()
+    assert [(r.device, r.status) for r in records] == [(good, "passed")]
