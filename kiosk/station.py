@@ -144,7 +144,7 @@ class Station:
             self.sender.start()
         if self.client is not None and self.settings.check_interval == "startup_only":
             self._check = threading.Thread(
-                target=self.updates.check, name="update check", daemon=True
+                target=self.updates.check_and_resume, name="update check", daemon=True
             )
             self._check.start()
 

@@ -121,10 +121,37 @@ class Updates:
         self._listeners.append(listener)
 
     def startup(self, check_interval: CheckInterval) -> UpdateStatus:
-        """Run once at start: tidy the library, then check unless set to manual."""
+        """Run once at start: tidy the library, then check unless set to manual.
+
+        Tidying also keeps `max_stored_versions`, which may have been lowered
+        since the last download, or a crash may have left one image too many.
+        """
         self.library.clean()
+        self.library.prune()
         tidied = self._update(local=tuple(self.library.versions()))
-        return self.check() if check_interval == "startup_only" else tidied
+        return self.check_and_resume() if check_interval == "startup_only" else tidied
+
+    def check_and_resume(self) -> UpdateStatus:
+        """Check; a download of the latest that a stop cut short carries on.
+
+        A kill, a power cut or a lost network leave the partial file and its
+        state in staging; nobody should have to notice and press Download.
+        """
+        status = self.check()
+        latest = status.latest
+        if latest is None or latest.version in status.local:
+            return status
+        done = self.downloader.partial(latest.version.image_name)
+        if done == 0:
+            return status
+        log.info("resuming the download of %s at %d bytes", latest.version, done)
+        try:
+            self.start_download(latest.version)
+        except KioskError as exc:
+            log.warning(
+                "the download of %s did not resume: %s", latest.version, exc.message
+            )
+        return self.status()
 
     def check(self) -> UpdateStatus:
         """Ask the portal for its latest release; never raises for portal trouble."""

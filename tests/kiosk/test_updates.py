@@ -18,7 +18,7 @@ from kiosk.portal_client import PortalClient
 from kiosk.updates import DownloadState, DownloadStatus, Updates, UpdateStatus
 from kiosk.versions import Version
 from tests.kiosk import portal_fixtures
-from tests.kiosk.library_files import names
+from tests.kiosk.library_files import add, names
 from tests.kiosk.portal_fixtures import DROP, FaultServer, Portal, Reply, release_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -251,6 +251,21 @@ def test_startup_tidies_the_library_and_checks_unless_manual(
     assert (status.latest is not None) == (interval == "startup_only")
     assert not orphan.exists()
     assert (station.settings.quarantine_dir / orphan.name).exists()
+
+
+def test_startup_keeps_no_more_images_than_the_setting_allows(tmp_path):
+    # Four images from before the setting was lowered to three.
+    station = make_station(tmp_path, "http://127.0.0.1:9", "token")
+    roomy = Library(station.library.folder, station.library.quarantine_dir, keep=4)
+    for version in ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"):
+        add(roomy, tmp_path / "staging", version)
+    assert len(station.library.versions()) == 4
+
+    with station.client:
+        status = station.updates.startup("manual")
+
+    assert names(station.library) == ["v1.3.0", "v1.2.0", "v1.1.0"]
+    assert [str(v) for v in status.local] == ["v1.3.0", "v1.2.0", "v1.1.0"]
 
 
 def test_starting_a_download_while_offline_marks_the_status_offline(
