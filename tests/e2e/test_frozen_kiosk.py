@@ -1,13 +1,10 @@
 """The station app frozen by PyInstaller: build it, start it, use it, stop it."""
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,25 +15,6 @@ from alembic.script import ScriptDirectory
 from portal.local_s3 import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_TIMEOUT = 900
-
-
-@pytest.fixture(scope="module")
-def frozen_app(tmp_path_factory) -> Iterator[Path]:
-    """dist/flash-kiosk/flash-kiosk, built once for this module, removed after."""
-    work = tmp_path_factory.mktemp("pyinstaller")
-    subprocess.run(
-        [
-            sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-            "--distpath", str(work / "dist"), "--workpath", str(work / "build"),
-            str(REPO / "pyinstaller.spec"),
-        ],
-        cwd=REPO, check=True, timeout=BUILD_TIMEOUT, capture_output=True,
-    )  # fmt: skip
-    binary = Path(work / "dist" / "flash-kiosk" / "flash-kiosk")
-    assert binary.is_file()
-    yield binary
-    shutil.rmtree(work, ignore_errors=True)  # about 150 MB
 
 
 def _env(data_dir: Path, **settings: str) -> dict[str, str]:

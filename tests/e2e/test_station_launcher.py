@@ -1,13 +1,13 @@
-"""deploy/station/launch keeps the app and the kiosk browser running, then stops both.
+"""The station as installed: launcher and units over the packaged app.
 
-There is no display here, so `chromium` is a stand-in on PATH that records
-how it was started and waits like a browser would; the app is the real one.
+The launcher runs the frozen app that `make kiosk-app` builds, laid out as the
+README installs it. There is no display here, so `chromium` is a stand-in on
+PATH that records how it was started and waits like a browser would.
 """
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +18,7 @@ import pytest
 from portal.local_s3 import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH = REPO / "deploy" / "station" / "launch"
+STATION = REPO / "deploy" / "station"
 TIMEOUT = 60.0
 
 STAND_IN = """#!/bin/sh
@@ -59,8 +59,19 @@ def the_one(session: int, needle: str) -> int | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def install(frozen_app: Path, root: Path) -> Path:
+    """/opt/flashstation as the README lays it out, under `root`."""
+    root.mkdir()
+    (root / "flash-kiosk").symlink_to(frozen_app.parent, target_is_directory=True)
+    (root / "station").symlink_to(STATION, target_is_directory=True)
+    return root
+
+
 @pytest.fixture
-def launched(tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+def launched(
+    tmp_path, frozen_app
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    installed = install(frozen_app, tmp_path / "opt-flashstation")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "chromium-calls"
@@ -73,13 +84,15 @@ def launched(tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     env = {
         **inherited,
         "PATH": f"{bin_dir}:{inherited['PATH']}",
-        "KIOSK_PYTHON": sys.executable,
         "KIOSK_DATA_DIR": str(tmp_path / "station"),
         "KIOSK_PORT": str(port),
         "XDG_RUNTIME_DIR": str(tmp_path),
     }
     launch = subprocess.Popen(
-        [str(LAUNCH)], env=env, start_new_session=True, stderr=subprocess.PIPE
+        [str(installed / "station" / "launch")],
+        env=env,
+        start_new_session=True,
+        stderr=(tmp_path / "launch.log").open("wb"),
     )
     try:
         yield launch, f"http://127.0.0.1:{port}/", calls
@@ -87,8 +100,6 @@ def launched(tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
         if launch.poll() is None:
             os.killpg(launch.pid, signal.SIGKILL)
             launch.wait(10)
-        if launch.stderr:
-            launch.stderr.close()
 
 
 def answers(url: str) -> bool:
@@ -102,17 +113,18 @@ def test_restarts_what_exits_and_stops_everything_on_sigterm(launched):
     launch, url, calls = launched
     session = launch.pid
 
-    eventually(lambda: answers(url), "the app to answer")
+    log = calls.parent / "launch.log"
+    eventually(lambda: answers(url), f"the app to answer; {log}")
     eventually(lambda: calls.exists(), "the kiosk browser to start")
     words = calls.read_text().split()
     assert "--kiosk" in words
     assert words[-1] == url
 
-    app = eventually(lambda: the_one(session, "-m kiosk ui"), "one app process")
+    app = eventually(lambda: the_one(session, "flash-kiosk ui"), "one app process")
     assert isinstance(app, int)
     os.kill(app, signal.SIGKILL)
     again = eventually(
-        lambda: (pid := the_one(session, "-m kiosk ui")) not in (None, app) and pid,
+        lambda: (pid := the_one(session, "flash-kiosk ui")) not in (None, app) and pid,
         "the app to be started again",
     )
     eventually(lambda: answers(url), "the restarted app to answer")
@@ -128,15 +140,15 @@ def test_restarts_what_exits_and_stops_everything_on_sigterm(launched):
     launch.wait(30)
     eventually(lambda: not session_processes(session), "every process to stop")
     assert again != app
-    assert b"exited with status" in (launch.stderr.read() if launch.stderr else b"")
+    assert "exited with status" in log.read_text()
 
 
-def test_the_systemd_units_are_valid(tmp_path):
-    # The units name the install folder /opt/flashstation; here it is the checkout.
+def test_the_systemd_units_are_valid(tmp_path, frozen_app):
+    installed = install(frozen_app, tmp_path / "opt-flashstation")
     units = []
-    for unit in sorted((REPO / "deploy" / "station").glob("*.service")):
+    for unit in sorted(STATION.glob("*.service")):
         copy = tmp_path / unit.name
-        copy.write_text(unit.read_text().replace("/opt/flashstation", str(REPO)))
+        copy.write_text(unit.read_text().replace("/opt/flashstation", str(installed)))
         units.append(str(copy))
 
     done = subprocess.run(
