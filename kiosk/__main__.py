@@ -5,13 +5,20 @@
     python -m kiosk images [--verify]   list local images, optionally re-hash
     python -m kiosk drives              the disks here, offered or why not
     python -m kiosk flash VERSION DEVICE…   write and verify drives, logged
+    python -m kiosk sync                send the unsent flash records to the portal
     python -m kiosk log export --format csv|json [--since DATE] [--until DATE]
         [--serial TEXT] [--status passed|failed|…]
     python -m kiosk ui [--port N]       the touch screens on 127.0.0.1
 
+Flash records wait in the outbox (the station database) until the portal has
+them. `flash` tries once, briefly, to send them when it ends; whatever it could
+not send waits for `sync`, which sends every unsent record in batches.
+
 Exit codes: 0 done, 1 failed, 2 bad settings or arguments, 3 portal
-unreachable, 130 interrupted. Errors are one sentence on stderr; details go to
-logs/app_errors.log.
+unreachable, 130 interrupted; `sync` exits 1 when the portal refused records
+and 2 when no portal is set up, and `flash` exits as its flashes ended,
+whether or not the records could be sent. Errors are one sentence on stderr;
+details go to logs/app_errors.log.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -33,11 +41,18 @@ from kiosk import __version__, applog, config, drives
 from kiosk.config import Settings
 from kiosk.db import open_database
 from kiosk.downloads import Downloader
-from kiosk.errors import ConfigError, KioskError, LibraryError, PortalOffline
+from kiosk.errors import (
+    ConfigError,
+    KioskError,
+    LibraryError,
+    PortalError,
+    PortalOffline,
+)
 from kiosk.flashing import Progress
 from kiosk.flashjobs import FlashJobs
 from kiosk.flashlog import FlashLog, Status
 from kiosk.library import Library, human_size
+from kiosk.outbox import Outbox, SyncResult
 from kiosk.portal_client import PortalClient
 from kiosk.updates import DownloadState, Updates, UpdateStatus
 from kiosk.versions import InvalidVersion, Version
@@ -50,6 +65,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_OFFLINE = 3
 EXIT_INTERRUPTED = 130
+# After a flash the operator waits for the prompt: one try, no retries.
+SEND_AFTER_FLASH_TIMEOUT = 10.0
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -103,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_images,
         _add_drives,
         _add_flash,
+        _add_sync,
         _add_log,
         _add_ui,
     ):
@@ -150,6 +168,13 @@ def _add_flash(commands: Subparsers[argparse.ArgumentParser]) -> None:
     flash.add_argument("version", help="a local image, e.g. v1.2.3")
     flash.add_argument("devices", nargs="+", metavar="DEVICE", help="e.g. /dev/sdb")
     flash.set_defaults(run=run_flash)
+
+
+def _add_sync(commands: Subparsers[argparse.ArgumentParser]) -> None:
+    sync = commands.add_parser(
+        "sync", help="send the flash records the portal does not have yet"
+    )
+    sync.set_defaults(run=run_sync)
 
 
 def _add_log(commands: Subparsers[argparse.ArgumentParser]) -> None:
@@ -281,7 +306,8 @@ def run_drives(args: argparse.Namespace, settings: Settings) -> int:
 def run_flash(args: argparse.Namespace, settings: Settings) -> int:
     """Flash every device at once, a progress bar each; Ctrl-C cancels all."""
     version = _parse_version(args.version)
-    flash_log = _flash_log(settings)
+    sessions = open_database(settings.database_path)
+    flash_log = _flash_log(settings, sessions)
     runner = FlashJobs(
         _library(settings),
         flash_log,
@@ -312,6 +338,8 @@ def run_flash(args: argparse.Namespace, settings: Settings) -> int:
             print(f"FAIL  {job.device}: {reason}")
         else:
             print(f"PASS  {job.device} serial {outcome.serial or '?'} ({outcome.slot})")
+    if settings.portal_configured:
+        _send_after_flash(settings, sessions)
     return 0 if all(o is not None and o.passed for o in outcomes) else EXIT_FAILED
 
 
@@ -326,9 +354,79 @@ def _bar_update(bars: dict[str, tqdm[Any]]) -> Callable[[Progress], None]:
     return update
 
 
+def _send_after_flash(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """One short try to send the outbox; what is not sent waits for `sync`."""
+    with PortalClient(
+        settings.api_base_url,
+        settings.station_token,
+        timeout=SEND_AFTER_FLASH_TIMEOUT,
+        retries=0,
+    ) as client:
+        outbox = Outbox(sessions, client)
+        try:
+            result = outbox.send()
+        except PortalError as exc:
+            offline = isinstance(exc, PortalOffline)
+            why = f"{_unreachable(client)};" if offline else exc.message
+            print(f"{why} {_waiting(outbox.pending())} for the next `sync`.")
+            return
+    print(_sent(result))
+
+
+def run_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Send every unsent flash record to the portal now, in batches."""
+    with _client(settings) as client:
+        outbox = Outbox(open_database(settings.database_path), client)
+        before = outbox.pending()
+        try:
+            result = outbox.send()
+        except PortalError as exc:
+            # Batches answered before the failure are done; the rest wait.
+            waiting = outbox.pending()
+            print(_sent(SyncResult(max(0, before - waiting), 0, waiting)))
+            print(_unsent(exc, client), file=sys.stderr)
+            return EXIT_OFFLINE if isinstance(exc, PortalOffline) else EXIT_FAILED
+    print(_sent(result))
+    if result.rejected:
+        print(
+            f"The portal refused {_records(result.rejected)}, which stay in this "
+            "station's flash log and are not sent again; tell the portal's "
+            "administrator.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def _unsent(exc: PortalError, client: PortalClient) -> str:
+    if not isinstance(exc, PortalOffline):
+        return exc.message
+    return (
+        f"{_unreachable(client)}, so the flash records stay in the outbox; "
+        "check the network or api_base_url, then run `sync` again."
+    )
+
+
+def _unreachable(client: PortalClient) -> str:
+    return f"The portal cannot be reached ({client.offline_reason})"
+
+
+def _sent(result: SyncResult) -> str:
+    refused = f", {result.rejected} refused" if result.rejected else ""
+    return f"{_records(result.accepted)} sent{refused}; {result.pending} waiting."
+
+
+def _waiting(count: int) -> str:
+    return f"{_records(count)} {'waits' if count == 1 else 'wait'}"
+
+
+def _records(count: int) -> str:
+    return f"{count} flash record{'' if count == 1 else 's'}"
+
+
 def run_log_export(args: argparse.Namespace, settings: Settings) -> int:
     """Stream the flash records to a file (or standard output)."""
-    flash_log = _flash_log(settings)
+    flash_log = _flash_log(settings, open_database(settings.database_path))
 
     def export(out: TextIO) -> int:
         return flash_log.export(
@@ -357,11 +455,8 @@ def run_log_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _flash_log(settings: Settings) -> FlashLog:
-    flash_log = FlashLog(
-        open_database(settings.database_path),
-        settings.station_name or socket.gethostname(),
-    )
+def _flash_log(settings: Settings, sessions: sessionmaker[Session]) -> FlashLog:
+    flash_log = FlashLog(sessions, settings.station_name or socket.gethostname())
     flash_log.mark_interrupted()
     return flash_log
 
