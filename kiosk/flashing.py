@@ -422,6 +422,17 @@ class _Job:
                     reader.close()
                 writer.finish()
         except OSError as exc:
+            if self.is_block_device and exc.errno in (errno.ENOSPC, errno.EFBIG):
+                # Its capacity was checked before the first byte: it lied.
+                log.error(
+                    "%s full after %d bytes: %s", self.target, self.bytes_written, exc
+                )
+                raise _FlashFailed(
+                    f"{self.target} stopped taking data after "
+                    f"{human_size(self.bytes_written)}, though it reports room "
+                    "for the image; it may be counterfeit or failing. "
+                    "Use another drive."
+                ) from exc
             sentence = _os_error_sentence(
                 exc, self.target, self.size, started=self.bytes_written > 0
             )

@@ -226,9 +226,9 @@ def test_check_download_flash_by_touch(page, drives, screenshots):
 
     large_card = page.locator(f"[data-device='{large}']")
     fake_card = page.locator(f"[data-device='{fake}']")
-    large_card.get_by_text("PASS").wait_for(timeout=120_000)
-    fake_card.get_by_text("FAIL").wait_for(timeout=120_000)
-    assert "ran out of space" in fake_card.inner_text()
+    large_card.get_by_text("PASS", exact=True).wait_for(timeout=120_000)
+    fake_card.get_by_text("FAIL", exact=True).wait_for(timeout=120_000)
+    assert "counterfeit or failing" in fake_card.inner_text()
     assert "Safe to remove" in large_card.inner_text()
     assert "Not offered" in small_card.inner_text()
     page.screenshot(path=screenshots / "flash-pass-fail.png", full_page=True)
