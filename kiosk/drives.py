@@ -11,7 +11,7 @@ of a hub on port 1). udev, where it runs, says the same in ID_PATH
 Slot names: a drive on port path P is "Slot P" ("Slot 3", "Slot 1.4"). The
 name depends only on the physical port, so the same socket has the same name
 after a reboot or a re-plug, and the label on the station can say so. Loop
-devices are "Loop N"; other disks keep their kernel name.
+devices are "Loop N (backing file)"; other disks keep their kernel name.
 
 A disk is never offered when it holds `/`, `/boot` or the station's data
 directory (followed through partitions and device-mapper layers to the
@@ -311,7 +311,11 @@ def _mount_points(disk: dict[str, Any]) -> list[str]:
 
 def _slot(name: str, is_loop: bool, port: str | None) -> str:
     if is_loop:
-        return f"Loop {name.removeprefix('loop')}"
+        # The backing file names what the loop device stands for (a demo
+        # drive, a test target), so nobody takes it for a USB drive.
+        backing = Path(_read(SYS_BLOCK / name / "loop" / "backing_file")).name
+        label = f"Loop {name.removeprefix('loop')}"
+        return f"{label} ({backing})" if backing else label
     if port is not None:
         return f"Slot {port}"
     return name

@@ -6,7 +6,8 @@ generated images (v1.2.2 and v1.2.3) and serves the portal with gunicorn.
 Then a station (the kiosk) fetches v1.2.2 through the portal, so its banner
 offers v1.2.3, and serves its touch screens. As root, two demo drives backed
 by files in var/demo/drives/ are attached as loop devices (they show as
-"Loop N", not as USB drives, and have no serial). Ctrl-C stops everything.
+"Loop N (demo-drive-1.img)", not as USB drives, and have no serial). Ctrl-C
+stops everything.
 """
 
 from __future__ import annotations

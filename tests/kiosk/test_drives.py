@@ -61,7 +61,7 @@ def test_a_loop_device_is_offered_only_when_allowed(tmp_path: Path) -> None:
         refused = by_name(drives.list_drives(image_size=MiB), name)
 
     assert allowed.offered
-    assert allowed.slot == f"Loop {name.removeprefix('loop')}"
+    assert allowed.slot == f"Loop {name.removeprefix('loop')} (disk.backing)"
     assert allowed.size == 8 * MiB
     assert "loop device" in refused.reason
 

@@ -112,7 +112,9 @@ async def test_flash_all_names_every_drive_and_stop_cancels(data_dir, tmp_path):
 
             user.find(marker="flash-all").click()
             for device in (first, second):
-                slot = f"Loop {device.removeprefix('/dev/loop')}"
+                number = device.removeprefix("/dev/loop")
+                name = "first" if device == first else "second"
+                slot = f"Loop {number} ({name}.backing)"
                 await user.should_see(f"{slot}: Samsung PSSD T7 · 8.4 MB · serial")
             user.find("Cancel").click()
             assert all(not bay.running for bay in station.bays())
