@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import forms
 from django.db.models import QuerySet
 
@@ -21,6 +23,24 @@ class FlashRecordFilter(forms.Form):
         required=False, choices=[("json", "json"), ("csv", "csv")]
     )
 
+    def clean_since(self) -> datetime | None:
+        return self._in_utc("since")
+
+    def clean_until(self) -> datetime | None:
+        return self._in_utc("until")
+
+    def _in_utc(self, field: str) -> datetime | None:
+        moment = self.cleaned_data[field]
+        if moment is None:
+            return None
+        utc = in_utc(moment)
+        if utc is None:
+            raise forms.ValidationError(
+                "Enter a date/time between the years 1 and 9999 in UTC.",
+                code="invalid",
+            )
+        return utc
+
     def apply(self, queryset: QuerySet[FlashRecord]) -> QuerySet[FlashRecord]:
         data = self.cleaned_data
         lookups = {
@@ -34,3 +54,15 @@ class FlashRecordFilter(forms.Form):
         return queryset.filter(
             **{key: value for key, value in lookups.items() if value}
         )
+
+
+def in_utc(moment: datetime) -> datetime | None:
+    """`moment` in UTC, or None where its offset pushes it past year 1 or 9999.
+
+    Queries take moments in UTC: PostgreSQL refuses offsets beyond 15:59,
+    which Python accepts.
+    """
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None

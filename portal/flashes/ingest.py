@@ -22,7 +22,6 @@ from .serializers import IncomingFlashRecordSerializer
 
 log = logging.getLogger(__name__)
 
-BATCH_LIMIT = 500
 UPDATABLE = ["status", "error", "readback_sha256", "bytes_written", "ended_at"]
 
 

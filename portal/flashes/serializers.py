@@ -31,6 +31,8 @@ STATION_FIELDS = [
 ]
 # Station clocks drift; a day ahead is a broken clock, not drift.
 CLOCK_SKEW = timedelta(days=1)
+# Records in one upload; larger batches are refused whole (413).
+BATCH_LIMIT = 500
 
 
 class IncomingFlashRecordSerializer(serializers.ModelSerializer[FlashRecord]):
@@ -108,7 +110,7 @@ class FlashRecordBatchSerializer(serializers.Serializer[dict[str, Any]]):
     records = serializers.ListField(
         child=serializers.JSONField(),
         allow_empty=False,
-        help_text="Up to BATCH_LIMIT records; each is answered on its own.",
+        help_text=f"Up to {BATCH_LIMIT} records; each is answered on its own.",
     )
 
 

@@ -10,11 +10,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import CharField, F, Func, QuerySet, Value
 from django.http import StreamingHttpResponse
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,10 +24,12 @@ from rest_framework.views import APIView
 from portal.parsers import BoundedJSONParser, PayloadTooLarge
 from portal.stations.auth import IsStation, station_of
 
-from .filters import FlashRecordFilter
-from .ingest import BATCH_LIMIT, ingest
+from .filters import FlashRecordFilter, in_utc
+from .ingest import ingest
 from .models import FlashRecord
 from .serializers import (
+    BATCH_LIMIT,
+    PRINTABLE,
     BatchResultSerializer,
     FlashRecordBatchSerializer,
     FlashRecordSerializer,
@@ -47,6 +50,26 @@ class NewestFirst(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+    invalid_cursor_message = "The cursor is not valid; start again from the first page."
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        # DRF would put the position from the cursor into the query unchecked.
+        cursor = super().decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return cursor
+        moment = _utc_moment(str(cursor.position))
+        if moment is None:
+            raise NotFound(self.invalid_cursor_message)
+        position = str(moment)  # as DRF writes it, so equal positions compare equal
+        return cursor._replace(position=position)  # type: ignore[arg-type]  # a str
+
+
+def _utc_moment(text: str) -> datetime | None:
+    try:
+        moment = parse_datetime(text)
+    except ValueError:  # well formed, yet no date: month 13
+        return None
+    return in_utc(moment) if moment is not None else None
 
 
 FILTERS = [
@@ -147,9 +170,13 @@ class SerialHistory(generics.ListAPIView[FlashRecord]):
     pagination_class = NewestFirst
 
     def get_queryset(self) -> QuerySet[FlashRecord]:
-        return FlashRecord.objects.select_related("station").filter(
-            serial=self.kwargs["serial"]
-        )
+        serial = self.kwargs["serial"]
+        if not PRINTABLE.fullmatch(serial):  # PostgreSQL refuses NUL in a query
+            raise ValidationError(
+                {"serial": ["A serial number holds printable ASCII characters only."]},
+                code="invalid_serial",
+            )
+        return FlashRecord.objects.select_related("station").filter(serial=serial)
 
 
 CSV_COLUMNS = FlashRecordSerializer.Meta.fields

@@ -29,12 +29,26 @@ log = logging.getLogger(__name__)
 
 
 class CanViewReleases(permissions.BasePermission):
-    """Stations, and people allowed to see releases (release managers, staff)."""
+    """Stations, and people allowed to see releases (release managers, QA)."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if IsStation().has_permission(request, view):
             return True
         return bool(request.user and request.user.has_perm("releases.view_release"))
+
+
+class CanDownloadImages(permissions.BasePermission):
+    """Stations, and people who manage releases; readers such as QA get no URL."""
+
+    message = (
+        "Download URLs are handed to stations and release managers only; "
+        "ask a release manager for the image."
+    )
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if IsStation().has_permission(request, view):
+            return True
+        return bool(request.user and request.user.has_perm("releases.change_release"))
 
 
 class NoPublishedRelease(NotFound):
@@ -126,13 +140,14 @@ class ReleaseList(APIView):
 
 
 class DownloadUrl(APIView):
-    permission_classes = [CanViewReleases]
+    permission_classes = [CanDownloadImages]
 
     @extend_schema(
         request=DownloadRequestSerializer,
         responses={
             200: DownloadGrantSerializer,
             400: OpenApiResponse(description="`invalid_version` and other input codes"),
+            403: OpenApiResponse(description="`permission_denied` for readers (QA)"),
             404: OpenApiResponse(description="`unknown_version`"),
         },
     )

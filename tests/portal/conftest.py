@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
+from portal.flashes.apps import QA
 from portal.local_s3 import LocalS3
 from portal.releases.apps import RELEASE_MANAGERS
 
@@ -27,6 +28,17 @@ def release_manager(db) -> User:
     user = User.objects.create_user("rm", password="rm-password-123", is_staff=True)
     user.groups.add(Group.objects.get(name=RELEASE_MANAGERS))
     return user
+
+
+@pytest.fixture
+def qa(live_server, django_user_model) -> Iterator[httpx.Client]:
+    """A QA person signed in to the admin: reads history, changes nothing."""
+    user = django_user_model.objects.create_user(
+        "qa", password="qa-password-123", is_staff=True
+    )
+    user.groups.add(Group.objects.get(name=QA))
+    with login(live_server, "qa", "qa-password-123") as client:
+        yield client
 
 
 @pytest.fixture

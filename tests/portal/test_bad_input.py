@@ -1,10 +1,13 @@
 """Client mistakes get a 4xx with a stable code, never a 500."""
 
+from base64 import b64encode
+
 import pytest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DOWNLOAD = "/api/flash-images/download"
+HISTORY = "/api/flash-records/"
 
 
 def post_raw(api, body: bytes, content_type="application/json"):
@@ -79,3 +82,49 @@ def test_wrong_method_is_405(api):
 
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"since": "9999-12-31T23:59:59-14:00"}, {"until": "0001-01-01T00:00:00+14:00"}],
+)
+def test_history_dates_beyond_the_calendar_in_utc_are_400(qa, params):
+    response = qa.get(HISTORY, params=params)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_filter"
+
+
+def test_history_dates_with_any_offset_python_takes_are_served(qa):
+    # PostgreSQL itself refuses offsets beyond 15:59.
+    response = qa.get(HISTORY, params={"since": "2026-12-01T08:00:00-19:59"})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "position", ["garbage", "2026-13-01 08:00:00+00:00", "9999-12-31 23:59:59-14:00"]
+)
+@pytest.mark.parametrize("path", [HISTORY, "/api/serials/S3K9/flash-records"])
+def test_tampered_history_cursors_are_404(qa, path, position):
+    cursor = b64encode(f"p={position}".encode()).decode()
+
+    response = qa.get(path, params={"cursor": cursor})
+
+    assert response.status_code == 404
+    assert "cursor is not valid" in response.json()["detail"]
+
+
+def test_serial_with_a_control_character_is_400(qa):
+    response = qa.get("/api/serials/S3K9%00/flash-records")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_serial"
+
+
+def test_history_cursor_with_a_large_offset_is_served(qa):
+    cursor = b64encode(b"p=2026-12-01 08:00:00-19:59").decode()
+
+    response = qa.get(HISTORY, params={"cursor": cursor})
+
+    assert response.status_code == 200

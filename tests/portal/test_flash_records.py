@@ -7,12 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from django.contrib.auth.models import Group
 
-from portal.flashes.apps import QA
 from portal.flashes.models import FlashRecord
 from portal.stations.models import Station
-from tests.portal.conftest import login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,16 +43,6 @@ def send(api, *records):
     response = api.post(URL, json={"records": list(records)})
     assert response.status_code == 200, response.text
     return response.json()["results"]
-
-
-@pytest.fixture
-def qa(live_server, django_user_model):
-    user = django_user_model.objects.create_user(
-        "qa", password="qa-password-123", is_staff=True
-    )
-    user.groups.add(Group.objects.get(name=QA))
-    with login(live_server, "qa", "qa-password-123") as client:
-        yield client
 
 
 def test_resent_batch_creates_nothing_twice(api):

@@ -40,6 +40,43 @@ def test_without_publish_it_stays_a_draft(tmp_path):
     assert Release.objects.get().status == Release.Status.DRAFT
 
 
+def test_records_the_named_uploader(tmp_path, django_user_model):
+    uploader = django_user_model.objects.create_user("pipeline")
+    path = tmp_path / "fw.img"
+    write_image(path, 1000)
+
+    call_command(
+        "publish_release", str(path), "--version", "v1.2.3",
+        "--uploaded-by", "pipeline", "--no-progress",
+    )  # fmt: skip
+
+    assert Release.objects.get().uploaded_by == uploader
+
+
+def test_without_uploaded_by_no_uploader_is_recorded(tmp_path):
+    path = tmp_path / "fw.img"
+    write_image(path, 1000)
+
+    call_command("publish_release", str(path), "--version", "v1.2.3", "--no-progress")
+
+    assert Release.objects.get().uploaded_by is None
+
+
+def test_unknown_uploader_fails_before_uploading(tmp_path, s3):
+    path = tmp_path / "fw.img"
+    write_image(path, 1000)
+
+    with pytest.raises(CommandError, match="No user is named 'nobody'"):
+        call_command(
+            "publish_release", str(path), "--version", "v1.2.3",
+            "--uploaded-by", "nobody", "--no-progress",
+        )  # fmt: skip
+
+    assert not Release.objects.exists()
+    assert bucket_keys(s3) == []
+    assert open_multipart_uploads(s3) == []
+
+
 def test_duplicate_version_fails_before_uploading(tmp_path, s3, make_release):
     make_release("v1.2.3")
     path = tmp_path / "fw.img"

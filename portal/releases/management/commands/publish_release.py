@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -42,11 +43,17 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
         parser.add_argument("--release-date", type=date.fromisoformat, default=None)
         parser.add_argument("--expected-sha256", default="")
+        parser.add_argument(
+            "--uploaded-by",
+            metavar="USERNAME",
+            help="an existing user, shown as uploader",
+        )
         parser.add_argument("--publish", action="store_true", help="publish at once")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
         version = self._version(options["release_version"])
+        uploader = self._uploader(options["uploaded_by"])
         path: Path = options["path"]
         size = self._size_of(path)
         expected = options["expected_sha256"].lower().removeprefix("sha256:")
@@ -58,7 +65,7 @@ class Command(BaseCommand):
                 f"{path} has SHA-256 {stored.sha256}, not the expected {expected}; "
                 "nothing was published."
             )
-        release = self._record(stored, version, options)
+        release = self._record(stored, version, uploader, options)
         self.stdout.write(
             f"{release.version} {release.status}: {release.file_size} bytes, "
             f"sha256:{release.sha256}"
@@ -76,6 +83,17 @@ class Command(BaseCommand):
                 "choose a new version."
             )
         return version
+
+    def _uploader(self, username: str | None) -> User | None:
+        if username is None:
+            return None
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(
+                f"No user is named {username!r}; give an existing username to "
+                "--uploaded-by, or leave it out. Nothing was uploaded."
+            )
+        return user
 
     def _size_of(self, path: Path) -> int:
         if not path.is_file():
@@ -104,7 +122,11 @@ class Command(BaseCommand):
             ) from exc
 
     def _record(
-        self, stored: StoredImage, version: str, options: dict[str, Any]
+        self,
+        stored: StoredImage,
+        version: str,
+        uploader: User | None,
+        options: dict[str, Any],
     ) -> Release:
         now = timezone.now()
         publish = options["publish"]
@@ -116,6 +138,7 @@ class Command(BaseCommand):
             sha256=stored.sha256,
             storage_key=stored.key,
             status=Release.Status.PUBLISHED if publish else Release.Status.DRAFT,
+            uploaded_by=uploader,
             uploaded_at=now,
             published_at=now if publish else None,
         )
@@ -128,5 +151,7 @@ class Command(BaseCommand):
                 f"Release {version} was created by someone else meanwhile; "
                 "your upload was removed."
             ) from exc
-        log.info("release %s recorded status=%s", version, release.status)
+        log.info(
+            "release %s recorded status=%s by=%s", version, release.status, uploader
+        )
         return release
