@@ -422,8 +422,14 @@ class _Job:
                     reader.close()
                 writer.finish()
         except OSError as exc:
-            if self.is_block_device and exc.errno in (errno.ENOSPC, errno.EFBIG):
-                # Its capacity was checked before the first byte: it lied.
+            if (
+                self.is_block_device
+                and exc.errno in (errno.ENOSPC, errno.EFBIG)
+                and _still_has_capacity(self.target, self.size)
+            ):
+                # Its capacity was checked before the first byte, and it still
+                # claims as much: it lied. (An unplugged disk drops to size 0,
+                # and its writes fail with ENOSPC too.)
                 log.error(
                     "%s full after %d bytes: %s", self.target, self.bytes_written, exc
                 )
@@ -433,6 +439,9 @@ class _Job:
                     "for the image; it may be counterfeit or failing. "
                     "Use another drive."
                 ) from exc
+            if self.is_block_device and exc.errno in (errno.ENOSPC, errno.EFBIG):
+                log.error("%s lost its capacity during the write: %s", self.target, exc)
+                raise _FlashFailed(_unplugged(self.target)) from exc
             sentence = _os_error_sentence(
                 exc, self.target, self.size, started=self.bytes_written > 0
             )
@@ -452,6 +461,10 @@ class _Job:
                     got = _read_block(fd, buffer, want, position)
                     if got <= 0:
                         self.pool.put(buffer)
+                        if self.is_block_device and not _still_has_capacity(
+                            self.target, self.size
+                        ):
+                            raise _FlashFailed(_unplugged(self.target))
                         raise _FlashFailed(
                             f"{self.target} returned less data than was "
                             "written; the drive is smaller than it claims. "
@@ -651,6 +664,27 @@ def _write_all(fd: int, view: memoryview, position: int) -> None:
         written += count
 
 
+def _still_has_capacity(target: str, size: int) -> bool:
+    """Whether the device is there and still reports room for `size` bytes."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.lseek(fd, 0, os.SEEK_END) >= size
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _unplugged(target: str) -> str:
+    return (
+        f"{target} disappeared during the flash; it was unplugged. "
+        "Plug it in and flash it again."
+    )
+
+
 def _check_device_size(target: str, size: int) -> None:
     fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -783,10 +817,7 @@ def _os_error_sentence(exc: OSError, target: str, size: int, *, started: bool) -
             "plugged in and try again."
         )
     if code in _DISAPPEARED or (code == errno.EIO and not os.path.exists(target)):
-        return (
-            f"{target} disappeared during the flash; it was unplugged. "
-            "Plug it in and flash it again."
-        )
+        return _unplugged(target)
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (
             f"{target} cannot be written (write-protected or no permission); "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-from kiosk.flashing import Flasher
+from kiosk.flashing import Flasher, Progress
 from tests.kiosk.drive_fixtures import (
     loop_device,
     loop_target,
@@ -168,6 +169,29 @@ def test_a_device_whose_store_fills_up_fails_plainly(tmp_path: Path) -> None:
     assert f"{device} stopped taking data after" in result.error
     assert "it may be counterfeit or failing" in result.error
     assert 0 < result.bytes_written < SIZE
+
+
+def test_a_device_whose_size_drops_to_zero_midway_was_unplugged(
+    tmp_path: Path,
+) -> None:
+    # When a USB disk goes, the kernel sets its capacity to 0 and writes then
+    # fail with ENOSPC; shrinking a loop device's file does the same.
+    image, digest = make_image(tmp_path, SIZE)
+    backing = tmp_path / "pulled.backing"
+
+    def pull_out(progress: Progress) -> None:
+        if progress.phase == "writing" and progress.done_bytes > 0:
+            os.truncate(backing, 0)
+            subprocess.run(["losetup", "-c", progress.target], timeout=30, check=True)
+
+    with open(backing, "wb") as stream:
+        stream.truncate(8 * MiB)
+    with loop_device(backing) as device:
+        result = small_flasher().flash(device, image, digest, SIZE, progress=pull_out)
+
+    assert result.status == "failed"
+    assert "it was unplugged" in result.error
+    assert "counterfeit" not in result.error
 
 
 def test_a_target_gone_before_verify_was_unplugged(tmp_path: Path) -> None:
