@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,6 +36,8 @@ COLUMNS = [
     {"name": "error", "label": "Reason", "field": "error", "align": "left"},
 ]
 MARKS = {"passed": "✔ ", "failed": "✖ ", "cancelled": "■ ", "interrupted": "! "}
+HANDED_OUT_PREFIX = ".download-"
+HANDED_OUT_FOR = 3600.0  # seconds a browser has to fetch an export
 
 
 def day(text: object) -> datetime | None:
@@ -64,24 +70,46 @@ class Filters:
 
 
 def export_file(station: Station, fmt: ExportFormat, filters: Filters) -> Path:
-    """Blocking: write the export beside the logs, atomically; its path.
+    """Blocking: write the export beside the logs; the file to hand the browser.
 
-    The browser then fetches the file from disk in pieces, so a log of a
-    million records never has to fit in the app's memory.
+    Each export is written to a file of its own, which then replaces
+    logs/flash_operations.{fmt}. The browser gets another name for the same
+    file, made before the replace, so a later export (another tab, the
+    command line) cannot change what it downloads; it fetches it from disk in
+    pieces, so a log of a million records never has to fit in memory.
     """
-    path = station.settings.logs_dir / f"flash_operations.{fmt}"
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="", encoding="utf-8") as out:
-        station.flash_log.export(
-            out,
-            fmt,
-            since=filters.since,
-            until=filters.until,
-            serial=filters.serial,
-            status=filters.status,
-        )
-    partial.replace(path)
-    return path
+    logs = station.settings.logs_dir
+    _tidy_handed_out(logs)
+    fd, name = tempfile.mkstemp(dir=logs, prefix=".export-", suffix=f".{fmt}")
+    os.fchmod(fd, 0o644)  # like the files a plain open() makes
+    written = Path(name)
+    handed_out = logs / f"{HANDED_OUT_PREFIX}{written.name.removeprefix('.export-')}"
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            station.flash_log.export(
+                out,
+                fmt,
+                since=filters.since,
+                until=filters.until,
+                serial=filters.serial,
+                status=filters.status,
+            )
+        os.link(written, handed_out)
+        written.replace(logs / f"flash_operations.{fmt}")
+    except BaseException:
+        written.unlink(missing_ok=True)
+        handed_out.unlink(missing_ok=True)
+        raise
+    return handed_out
+
+
+def _tidy_handed_out(logs: Path) -> None:
+    """Remove the copies handed to browsers more than an hour ago."""
+    oldest = time.time() - HANDED_OUT_FOR
+    for path in logs.glob(f"{HANDED_OUT_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < oldest:
+                path.unlink()
 
 
 def render(station: Station) -> None:

@@ -9,6 +9,7 @@ import pytest
 from nicegui import ui
 
 from kiosk.flashlog import FlashLog, Status
+from kiosk.ui.history import Filters, export_file
 from tests.kiosk.ui.conftest import make_station, screens
 
 pytestmark = pytest.mark.anyio
@@ -105,3 +106,17 @@ async def test_export_holds_what_the_filters_show(station):
 
     rows = list(csv.DictReader(io.StringIO(download.text)))
     assert [(r["serial"], r["status"]) for r in rows] == [("S6WBNS0T000001A", "passed")]
+
+
+def test_a_later_export_does_not_change_one_handed_out(station):
+    first = export_file(station, "csv", Filters("000001A", None, None, None))
+    second = export_file(station, "csv", Filters(None, Status.FAILED, None, None))
+
+    def serials(path) -> list[str]:
+        return [row["serial"] for row in csv.DictReader(io.StringIO(path.read_text()))]
+
+    assert serials(first) == ["S6WBNS0T000001A"]
+    assert serials(second) == ["S6WBNS0T000002B"]
+    kept = station.settings.logs_dir / "flash_operations.csv"
+    assert serials(kept) == ["S6WBNS0T000002B"]
+    assert not list(station.settings.logs_dir.glob(".export-*"))
