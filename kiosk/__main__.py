@@ -364,11 +364,19 @@ def _send_after_flash(settings: Settings, sessions: sessionmaker[Session]) -> No
     ) as client:
         outbox = Outbox(sessions, client)
         try:
-            result = outbox.send()
+            # One batch: a backlog is `sync`'s work, not the flash's.
+            result = outbox.send(max_batches=1)
         except PortalError as exc:
             offline = isinstance(exc, PortalOffline)
             why = f"{_unreachable(client)};" if offline else exc.message
             print(f"{why} {_waiting(outbox.pending())} for the next `sync`.")
+            return
+        except Exception:  # the flashes decide the exit code, not the send
+            log.exception("sending flash records after the flash failed")
+            print(
+                "The flash records could not be sent (see logs/app_errors.log); "
+                "they wait for the next `sync`."
+            )
             return
     print(_sent(result))
 

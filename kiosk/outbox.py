@@ -58,11 +58,19 @@ class Outbox:
         with self._sessions() as session:
             return int(session.scalar(select(func.count()).where(_pending())) or 0)
 
-    def send(self) -> SyncResult:
-        """Send every pending record in batches; raises PortalOffline/PortalError."""
-        accepted = rejected = 0
+    def send(self, max_batches: int | None = None) -> SyncResult:
+        """Send pending records in batches (all, or at most `max_batches`).
+
+        Raises PortalOffline or PortalError; batches answered before that
+        are marked sent.
+        """
+        accepted = rejected = sent_batches = 0
         with self._lock:
-            while batch := self._next_batch():
+            while max_batches is None or sent_batches < max_batches:
+                batch = self._next_batch()
+                if not batch:
+                    break
+                sent_batches += 1
                 answers = self._client.send_flash_records(
                     [_as_json(record) for record in batch]
                 )

@@ -98,6 +98,18 @@ def test_the_same_batch_sent_twice_creates_nothing_twice(
     assert PortalRecord.objects.count() == 30
 
 
+def test_a_bounded_send_takes_only_its_batches(sessions, live_server, station_token):
+    add_records(sessions, 25)
+    outbox = Outbox(sessions, client(live_server.url, station_token), batch_size=10)
+
+    first = outbox.send(max_batches=1)
+    rest = outbox.send()
+
+    assert (first.accepted, first.pending) == (10, 15)
+    assert (rest.accepted, rest.pending) == (15, 0)
+    assert PortalRecord.objects.count() == 25
+
+
 def test_refused_records_keep_the_reason_and_are_not_resent(
     sessions, live_server, station_token
 ):
