@@ -10,8 +10,14 @@ of a hub on port 1). udev, where it runs, says the same in ID_PATH
 
 Slot names: a drive on port path P is "Slot P" ("Slot 3", "Slot 1.4"). The
 name depends only on the physical port, so the same socket has the same name
-after a reboot or a re-plug, and the label on the station can say so. Loop
-devices are "Loop N (backing file)"; other disks keep their kernel name.
+after a reboot or a re-plug, and the label on the station can say so. Port
+numbers repeat on each USB host controller, so on a station with several
+controllers on PCI the controller's place in PCI address order comes first
+("Slot 2-3" is port 3 of the second controller); fitting or removing a USB
+card renumbers the controllers after it. Virtual controllers (vhci_hcd for
+USB/IP, dummy_hcd) have no sockets: they are not counted, and a drive on one
+is "Slot P". Loop devices are "Loop N (backing file)"; other disks keep their
+kernel name.
 
 A disk is never offered when it holds `/`, `/boot` or the station's data
 directory (followed through partitions and device-mapper layers to the
@@ -66,6 +72,11 @@ UDEV_CONTROL = Path("/run/udev/control")
 SYSTEM_PATHS = ("/", "/boot")
 _USB_DEVICE = re.compile(r"^\d+-(?P<port>\d+(?:\.\d+)*)$")
 _ROOT_HUB = re.compile(r"^usb\d+$")
+_PCI_ADDRESS = re.compile(
+    r"^(?P<domain>[0-9a-f]{4,8}):(?P<bus>[0-9a-f]{2}):"
+    r"(?P<device>[0-9a-f]{2})\.(?P<function>[0-7])$"
+)
+_DELETED = " (deleted)"  # the kernel's mark on a backing file that was removed
 _ID_PATH_USB = re.compile(r"-usb-\d+:(?P<port>\d+(?:\.\d+)*):")
 
 
@@ -313,7 +324,8 @@ def _slot(name: str, is_loop: bool, port: str | None) -> str:
     if is_loop:
         # The backing file names what the loop device stands for (a demo
         # drive, a test target), so nobody takes it for a USB drive.
-        backing = Path(_read(SYS_BLOCK / name / "loop" / "backing_file")).name
+        backing_file = _read_name(SYS_BLOCK / name / "loop" / "backing_file")
+        backing = Path(backing_file.removesuffix(_DELETED)).name
         label = f"Loop {name.removeprefix('loop')}"
         return f"{label} ({backing})" if backing else label
     if port is not None:
@@ -327,9 +339,10 @@ def usb_details(
     """The USB vendor:product id and port path above a disk, from sysfs.
 
     A port number is unique on one host controller only. On a station with
-    several controllers the port gets the controller's place among them in
-    front ("2-3": port 3 of the second controller, by PCI address), so that
-    two drives never share a slot name.
+    several PCI controllers the port gets the controller's place among them
+    in front ("2-3": port 3 of the second controller, by PCI address), so that
+    two drives never share a slot name. A drive on a virtual controller keeps
+    the plain port.
     """
     try:
         node = (sys_block / name).resolve(strict=True)
@@ -351,22 +364,29 @@ def usb_details(
 
 
 def _usb_controllers(sys_usb: Path) -> list[Path]:
-    """The station's USB host controllers, in PCI address order.
+    """The station's USB host controllers on PCI, in PCI address order.
 
     A USB 3 controller shows two root hubs (usb1 for USB 2 devices, usb2 for
     USB 3 ones) over one physical set of ports; both count as one controller.
+    The order is by the controller's own address, not its sysfs path, which
+    also names the bridges in front of it. Virtual controllers (vhci_hcd,
+    dummy_hcd, under /sys/devices/platform) are left out, so loading their
+    module renames no slot.
     """
     try:
         hubs = [entry for entry in sys_usb.iterdir() if _ROOT_HUB.match(entry.name)]
     except OSError:
         return []
-    found = set()
+    found: dict[Path, tuple[int, ...]] = {}
     for hub in hubs:
         try:
-            found.add(hub.resolve(strict=True).parent)
+            controller = hub.resolve(strict=True).parent
         except OSError:
             continue
-    return sorted(found, key=str)
+        address = _PCI_ADDRESS.match(controller.name)
+        if address is not None:
+            found[controller] = tuple(int(part, 16) for part in address.groups())
+    return sorted(found, key=found.__getitem__)
 
 
 def _controller_of(device: Path) -> Path | None:
@@ -425,10 +445,20 @@ def _disks_under(node: Path) -> set[str]:
 
 
 def _read(path: Path) -> str:
+    """A sysfs number or id; "" when missing or not ASCII."""
     try:
         return path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _read_name(path: Path) -> str:
+    """A sysfs file name, only shown: a byte that is not UTF-8 shows as �."""
+    try:
+        data = path.read_bytes()
     except OSError:
         return ""
+    return data.decode("utf-8", errors="replace").strip()
 
 
 def _text(value: object) -> str:
@@ -444,8 +474,9 @@ class DriveWatcher:
     /sys/block, where a disk counts as present when its size is not zero (an
     empty card reader or a detached loop device has size 0). A rescan also
     runs every `poll_interval`, and once more shortly after an event, in
-    case a drive's size was set after its event. Callbacks run on the
-    watcher's thread.
+    case a drive's size was set after its event. When the event socket fails
+    (it overflows with ENOBUFS under a storm of events), the watcher logs it
+    and polls from then on. Callbacks run on the watcher's thread.
     """
 
     SETTLE = 0.5  # seconds after an event before the second look
@@ -467,47 +498,91 @@ class DriveWatcher:
         self.present: set[str] = set()
         self.mode = "polling"
         self._stop = threading.Event()
+        self._stopping = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._event_monitor: Any = None
+        self._blind = False  # the last look at sys_block failed
+        # The wake-up pipe belongs to stop(), which closes it only once the
+        # thread has ended: a descriptor number closed any earlier can be
+        # reused by another file (the database) and get the wake byte.
         self._wake_read = self._wake_write = -1
 
     def start(self) -> None:
         """Take the current disks as known and watch for changes."""
-        self._wake_read, self._wake_write = os.pipe()
-        self.present = self._scan()
-        monitor = self._monitor() if self.use_udev else None
-        log.info("watching drives by %s", self.mode)
-        self._thread = threading.Thread(
-            target=self._run, args=(monitor,), name="drive watcher", daemon=True
-        )
-        self._thread.start()
+        if self._wake_write >= 0:
+            raise RuntimeError("the drive watcher is already running")
+        self._stop.clear()
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        try:
+            self.present = self._look() or set()
+            self._event_monitor = self._monitor() if self.use_udev else None
+            log.info("watching drives by %s", self.mode)
+            thread = threading.Thread(
+                target=self._run, name="drive watcher", daemon=True
+            )
+            self._wake_read, self._wake_write = wake_read, wake_write
+            thread.start()
+        except BaseException:
+            self._wake_read = self._wake_write = -1
+            self._close_monitor()
+            os.close(wake_read)
+            os.close(wake_write)
+            raise
+        self._thread = thread
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop watching; waits up to `timeout` for the thread to end."""
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_write, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Stop watching; waits up to `timeout` for the thread to end.
 
-    def _run(self, monitor: Any) -> None:
+        A thread still running after `timeout` keeps its wake-up pipe until a
+        later stop() sees it end. Stopping a stopped watcher does nothing.
+        """
+        with self._stopping:
+            self._stop.set()
+            if self._wake_write < 0:
+                return
+            # A full pipe already holds a wake byte, so a failed write is fine.
+            with contextlib.suppress(OSError):
+                os.write(self._wake_write, b"x")
+            if self._thread is not None:
+                self._thread.join(timeout)
+                if self._thread.is_alive():
+                    log.warning("the drive watcher is still running after %ss", timeout)
+                    return
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            self._wake_read = self._wake_write = -1
+
+    def _run(self) -> None:
         try:
             wait = self.poll_interval
             while not self._stop.is_set():
-                if monitor is None:
+                if self._event_monitor is None:
                     self._stop.wait(self.poll_interval)
                 else:
-                    woke = self._events(monitor, wait)
+                    woke = self._wait_for_events(wait)
                     wait = self.SETTLE if woke else self.poll_interval
                 if not self._stop.is_set():
                     self._rescan()
         finally:
-            for fd in (self._wake_read, self._wake_write):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            self._close_monitor()
+
+    def _wait_for_events(self, timeout: float) -> bool:
+        """Wait for events or stop; True when any arrived. Polls on failure."""
+        try:
+            return self._events(self._event_monitor, timeout)
+        except Exception:
+            log.exception(
+                "drive events stopped arriving; polling every %ss from now on",
+                self.poll_interval,
+            )
+            self._close_monitor()
+            self.mode = "polling"
+            return False
 
     def _events(self, monitor: Any, timeout: float) -> bool:
         """Wait for block events (or stop); True when any arrived."""
@@ -521,7 +596,9 @@ class DriveWatcher:
         return True
 
     def _rescan(self) -> None:
-        now = self._scan()
+        now = self._look()
+        if now is None:
+            return
         for name in sorted(now - self.present):
             self._call(self.on_add, name)
         for name in sorted(self.present - now):
@@ -534,17 +611,26 @@ class DriveWatcher:
         except Exception:
             log.exception("drive callback for /dev/%s failed", name)
 
-    def _scan(self) -> set[str]:
-        present = set()
+    def _look(self) -> set[str] | None:
+        """The disks present now; None when they cannot be listed."""
         try:
-            names = os.listdir(self.sys_block)
-        except OSError as exc:
-            log.warning("cannot list %s: %s", self.sys_block, exc)
-            return self.present
-        for name in names:
-            if _read(self.sys_block / name / "size") not in ("", "0"):
-                present.add(name)
+            present = self._scan()
+        except Exception:
+            if not self._blind:  # once, not at every poll
+                log.exception("cannot list the drives in %s", self.sys_block)
+            self._blind = True
+            return None
+        if self._blind:
+            log.info("the drives in %s can be listed again", self.sys_block)
+            self._blind = False
         return present
+
+    def _scan(self) -> set[str]:
+        return {
+            name
+            for name in os.listdir(self.sys_block)
+            if _read(self.sys_block / name / "size") not in ("", "0")
+        }
 
     def _monitor(self) -> Any:
         # Without the udev daemon, udev's socket stays silent; the kernel's
@@ -561,3 +647,14 @@ class DriveWatcher:
             return None
         self.mode = f"{source} events"
         return monitor
+
+    def _close_monitor(self) -> None:
+        # pyudev's Monitor has no close(): its socket closes when the object
+        # is freed, so dropping the last reference is what closes it.
+        monitor, self._event_monitor = self._event_monitor, None
+        close = getattr(monitor, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.exception("cannot close the drive event monitor")

@@ -66,6 +66,34 @@ def test_a_loop_device_is_offered_only_when_allowed(tmp_path: Path) -> None:
     assert "loop device" in refused.reason
 
 
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("café", "café"), (os.fsdecode(b"caf\xe9"), "caf\N{REPLACEMENT CHARACTER}")],
+    ids=["utf-8", "latin-1"],
+)
+def test_a_backing_file_named_in_other_than_ascii_is_shown(
+    tmp_path: Path, name: str, shown: str
+) -> None:
+    # A file name is any bytes but / and NUL; the second is not even UTF-8.
+    with loop_target(tmp_path, 8 * MiB, name) as device:
+        loop = Path(device).name
+        drive = by_name(drives.list_drives(image_size=MiB, allow_loop=True), loop)
+
+    assert drive.slot == f"Loop {loop.removeprefix('loop')} ({shown}.backing)"
+    assert drive.offered
+
+
+def test_a_deleted_backing_file_is_named_without_the_kernels_mark(
+    tmp_path: Path,
+) -> None:
+    with loop_target(tmp_path, 8 * MiB) as device:
+        (tmp_path / "disk.backing").unlink()
+        loop = Path(device).name
+        drive = by_name(drives.list_drives(image_size=MiB, allow_loop=True), loop)
+
+    assert drive.slot == f"Loop {loop.removeprefix('loop')} (disk.backing)"
+
+
 def test_a_drive_smaller_than_the_image_says_so(tmp_path: Path) -> None:
     with loop_target(tmp_path, 8 * MiB) as device:
         listing = drives.list_drives(image_size=24 * 10**9, allow_loop=True)
@@ -132,9 +160,15 @@ def test_slot_names_follow_the_usb_port(id_path: str, slot: str | None) -> None:
     assert drives.slot_from_id_path(id_path) == slot
 
 
+BOARD = "pci0000:00/0000:00:14.0"  # the mainboard's USB 3 controller
+
+
 def plug(sysfs: Path, controller: str, hub: int, port: str, name: str) -> None:
-    """A drive as the kernel lays it out in sysfs: /sys/block/NAME → its device."""
-    root = sysfs / "devices/pci0000:00" / controller / f"usb{hub}"
+    """A drive as the kernel lays it out in sysfs: /sys/block/NAME → its device.
+
+    `controller` is the controller's folder under /sys/devices.
+    """
+    root = sysfs / "devices" / controller / f"usb{hub}"
     usb = root / f"{hub}-{port}"
     disk = usb / f"{hub}-{port}:1.0/host4/target4:0:0/4:0:0:0/block" / name
     disk.mkdir(parents=True)
@@ -153,8 +187,8 @@ def details(sysfs: Path, name: str) -> tuple[str | None, str | None]:
 
 
 def test_reads_the_bridge_id_and_port_from_sysfs(tmp_path: Path) -> None:
-    plug(tmp_path, "0000:00:14.0", 2, "3", "sdb")  # port 3 of the USB 3 hub
-    plug(tmp_path, "0000:00:14.0", 1, "1.4", "sdc")  # a USB 2 hub on port 1
+    plug(tmp_path, BOARD, 2, "3", "sdb")  # port 3 of the USB 3 hub
+    plug(tmp_path, BOARD, 1, "1.4", "sdc")  # a USB 2 hub on port 1
 
     assert details(tmp_path, "sdb") == ("04e8:4001", "3")
     assert details(tmp_path, "sdc") == ("04e8:4001", "1.4")
@@ -162,10 +196,27 @@ def test_reads_the_bridge_id_and_port_from_sysfs(tmp_path: Path) -> None:
 
 
 def test_two_controllers_never_give_two_drives_one_slot(tmp_path: Path) -> None:
-    plug(tmp_path, "0000:03:00.0", 4, "3", "sdb")  # port 3 of a card's controller
-    plug(tmp_path, "0000:00:14.0", 2, "3", "sdc")  # port 3 on the board's
-    plug(tmp_path, "0000:00:14.0", 1, "2", "sdd")  # the board's USB 2 hub
+    # The card sits behind the bridge at 00:1c.0, so its sysfs path sorts
+    # before the board's second controller at 00:1d.0; its address does not.
+    card = "pci0000:00/0000:00:1c.0/0000:03:00.0"
+    second = "pci0000:00/0000:00:1d.0"
+    plug(tmp_path, card, 4, "3", "sdb")  # port 3 of the card's controller
+    plug(tmp_path, BOARD, 2, "3", "sdc")  # port 3 on the board's
+    plug(tmp_path, BOARD, 1, "2", "sdd")  # the board's USB 2 hub
+    plug(tmp_path, second, 3, "3", "sde")  # port 3 of the board's second
+    plug(tmp_path, "platform/vhci_hcd.0", 5, "1", "sdf")  # USB/IP, no socket
 
-    assert details(tmp_path, "sdb") == ("04e8:4001", "2-3")
     assert details(tmp_path, "sdc") == ("04e8:4001", "1-3")
     assert details(tmp_path, "sdd") == ("04e8:4001", "1-2")
+    assert details(tmp_path, "sde") == ("04e8:4001", "2-3")
+    assert details(tmp_path, "sdb") == ("04e8:4001", "3-3")
+    assert details(tmp_path, "sdf") == ("04e8:4001", "1")
+
+
+def test_virtual_controllers_rename_no_slot(tmp_path: Path) -> None:
+    plug(tmp_path, BOARD, 2, "3", "sdb")
+    plug(tmp_path, "platform/vhci_hcd.0", 3, "1", "sdc")  # modprobe vhci-hcd
+    plug(tmp_path, "platform/dummy_hcd.0", 5, "2", "sdd")  # modprobe dummy_hcd
+
+    assert details(tmp_path, "sdb") == ("04e8:4001", "3")
+    assert details(tmp_path, "sdd") == ("04e8:4001", "2")
