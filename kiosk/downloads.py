@@ -24,6 +24,8 @@ Why it is built the way it is:
 - A syncing thread `fdatasync`s the file every `sync_interval` and only then
   writes the resume state (temporary file, fsync, rename), so the state never
   claims bytes that a crash could have lost.
+- A cancel removes the partial file; a stop (the station shutting down) makes
+  one last checkpoint and keeps it, so up to 24 GiB are not fetched again.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from kiosk.errors import (
     CorruptedDownload,
     DownloadCancelled,
     DownloadError,
+    DownloadStopped,
     KioskError,
     PortalOffline,
     StorageError,
@@ -93,6 +96,10 @@ class Progress:
 
 class _Stopped(Exception):
     """The transfer is stopping; a worker leaves quietly."""
+
+
+class _Halted(Exception):
+    """The station is stopping; the partial file and its state are kept."""
 
 
 class _Transient(Exception):
@@ -273,6 +280,28 @@ class _Connection:
 
 
 @dataclass(frozen=True)
+class _Watch:
+    """What one download call answers to: its deadline, listener and events."""
+
+    deadline: float
+    progress: Callable[[Progress], None] | None
+    cancel: threading.Event | None
+    stop: threading.Event | None
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def check(self, name: str) -> None:
+        """Raise when someone cancelled the download or the station is stopping."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise DownloadCancelled(
+                f"The download of {name} was cancelled; its partial file was removed."
+            )
+        if self.stopping():
+            raise _Halted
+
+
+@dataclass(frozen=True)
 class _Tuning:
     segments: int
     stall_timeout: float
@@ -346,12 +375,7 @@ class _Transfer:
 
     # The supervising side, on the thread that called download().
 
-    def run(
-        self,
-        deadline: float,
-        progress: Callable[[Progress], None] | None,
-        cancel: threading.Event | None,
-    ) -> str:
+    def run(self, watch: _Watch) -> str:
         """Fetch, hash and sync until the file is whole; the hex SHA-256."""
         workers = [
             threading.Thread(target=self._work, name=f"download-{i}", daemon=True)
@@ -363,27 +387,21 @@ class _Transfer:
         ]
         for thread in (*workers, *support):
             thread.start()
-        meter = _Meter(self.state.size, self.resumed_from, progress)
+        meter = _Meter(self.state.size, self.resumed_from, watch.progress)
         try:
-            self._supervise(deadline, meter, cancel)
+            self._supervise(watch, meter)
         finally:
             self._halt(workers + support)
         meter.finish()
         return self._digest.hexdigest()
 
-    def _supervise(
-        self, deadline: float, meter: _Meter, cancel: threading.Event | None
-    ) -> None:
+    def _supervise(self, watch: _Watch, meter: _Meter) -> None:
         while True:
             self._wake.wait(PROGRESS_INTERVAL)
             if self._error is not None:
                 raise self._error
-            if cancel is not None and cancel.is_set():
-                raise DownloadCancelled(
-                    f"The download of {self.name} was cancelled; "
-                    "its partial file was removed."
-                )
-            if time.monotonic() > deadline:
+            watch.check(self.name)
+            if time.monotonic() > watch.deadline:
                 raise DownloadError(
                     f"The download of {self.name} did not finish in time. "
                     "Try again; it continues where it stopped."
@@ -492,6 +510,8 @@ class _Transfer:
                 self._back_off(failures, exc)
 
     def _back_off(self, failures: int, exc: _Transient) -> None:
+        if self._stop.is_set():
+            raise _Stopped  # the halt closed the connection; nothing to retry
         tuning = self._tuning
         if failures > tuning.max_retries and exc.garbled:
             raise DownloadError(
@@ -846,15 +866,26 @@ class Downloader:
             pause=pause,
         )
 
-    def partial(self, name: str) -> int:
-        """Bytes a resumed download of `name` would skip (0 if none)."""
+    def partial(self, name: str, size: int | None = None) -> int:
+        """Bytes a resumed download of `name` would skip (0 if none).
+
+        Give the release's `size`: a staged file or resume state of another size
+        is replaced by the download, so it saves nothing.
+        """
         files = _Files.of(self.staging_dir, _checked_name(name))
         with contextlib.suppress(FileNotFoundError):
-            return files.complete.stat().st_size  # verified, not yet handed on
+            staged = files.complete.stat().st_size  # verified, not yet handed on
+            if size is None or staged == size:
+                return staged
         state = _load_state(files.state)
-        if state is None or not files.part.exists():
+        if state is None or (size is not None and state.size != size):
             return 0
-        return state.done()
+        try:
+            on_disk = files.part.stat().st_size
+        except OSError:
+            return 0
+        # _open_state starts afresh unless the whole size is reserved.
+        return state.done() if on_disk == state.size else 0
 
     def discard(self, name: str) -> None:
         """Remove the partial file of `name` and its resume state."""
@@ -869,33 +900,48 @@ class Downloader:
         *,
         progress: Callable[[Progress], None] | None = None,
         cancel: threading.Event | None = None,
+        stop: threading.Event | None = None,
     ) -> Path:
-        """Fetch `name` into the staging folder; the path of the verified file."""
+        """Fetch `name` into the staging folder; the path of the verified file.
+
+        `cancel` ends it and removes the partial file (DownloadCancelled);
+        `stop` ends it and keeps the partial file for the next call to carry
+        on from (DownloadStopped).
+        """
         _check_request(name, size, sha256)
         files = _Files.of(self.staging_dir, name)
-        deadline = time.monotonic() + self.timeout
+        watch = _Watch(time.monotonic() + self.timeout, progress, cancel, stop)
+        if watch.stopping():
+            raise self._stopped(name, size)  # before 24 GiB are reserved
         with self._claim(files) as fd:
-            if self._adopt(name, files, size, sha256, progress, cancel):
-                return files.complete
             try:
+                if self._adopt(name, files, size, sha256, watch):
+                    return files.complete
                 state = self._open_state(name, files, fd, size, sha256)
                 with _opened_direct(files.part) as direct:
                     digest = self._run(
-                        name,
-                        files,
-                        _Fds(fd, direct),
-                        state,
-                        _Link(url),
-                        (deadline, progress, cancel),
+                        name, files, _Fds(fd, direct), state, _Link(url), watch
                     )
                 self._verify(name, files, fd, size, sha256, digest)
+            except _Halted:
+                raise self._stopped(name, size) from None
             except _DISCARDING:
                 files.remove()
+                raise
+            except DownloadStopped:
                 raise
             except KioskError as exc:
                 log.error("download of %s stopped: %s", name, exc.message)
                 raise
         return files.complete
+
+    def _stopped(self, name: str, size: int) -> DownloadStopped:
+        done = self.partial(name, size)
+        log.info("download of %s stopped with the station at %s bytes", name, done)
+        return DownloadStopped(
+            f"The download of {name} stopped with the station; it carries on "
+            f"from {done * 100 // size} % at the next start."
+        )
 
     def _run(
         self,
@@ -904,14 +950,14 @@ class Downloader:
         fds: _Fds,
         state: _State,
         link: _Link,
-        watch: tuple[float, Callable[[Progress], None] | None, threading.Event | None],
+        watch: _Watch,
     ) -> str:
         """Transfer until whole, starting over when the store demands it."""
         tuning = self._tuning
         for restart in range(MAX_RESTARTS + 1):
             transfer = _Transfer(name, files, fds, state, link, tuning)
             try:
-                digest = transfer.run(*watch)
+                digest = transfer.run(watch)
             except _StartOver as exc:
                 log.warning("download of %s starts over: %s", name, exc)
                 # A store that ignores ranges twice gets one plain stream.
@@ -952,18 +998,13 @@ class Downloader:
         return self._fresh_state(files, fd, size, sha256, single=False)
 
     def _adopt(
-        self,
-        name: str,
-        files: _Files,
-        size: int,
-        sha256: str,
-        progress: Callable[[Progress], None] | None,
-        cancel: threading.Event | None,
+        self, name: str, files: _Files, size: int, sha256: str, watch: _Watch
     ) -> bool:
         """Keep a file an earlier run verified but stopped before handing on.
 
         It is hashed again at disk speed, which beats fetching 24 GiB anew; a
-        mismatch deletes it and the download starts as usual.
+        mismatch deletes it and the download starts as usual. A cancel or a
+        read error deletes it too; a stop keeps it for the next start.
         """
         try:
             if files.complete.stat().st_size != size:
@@ -971,23 +1012,24 @@ class Downloader:
         except FileNotFoundError:
             return False
         log.info("%s is already in staging; checking its SHA-256 again", name)
-        meter = _Meter(size, 0, progress)
-        digest = hashlib.sha256()
-        buffer = bytearray(BUFFER_SIZE)
-        view = memoryview(buffer)
-        done = 0
+        meter = _Meter(size, 0, watch.progress)
         try:
-            with files.complete.open("rb", buffering=0) as source:
-                while count := source.readinto(buffer):
-                    if cancel is not None and cancel.is_set():
-                        raise DownloadCancelled(
-                            f"The check of {name} was cancelled; "
-                            "it is checked again on the next download."
-                        )
-                    digest.update(view[:count])
-                    done += count
-                    meter.update(done)
-            if digest.hexdigest() != sha256:
+            digest = _hash_file(name, files.complete, meter, watch)
+        except _Halted:
+            log.info("check of %s stopped with the station; file kept", name)
+            raise DownloadStopped(
+                f"The check of {name} stopped with the station; "
+                "it is checked again at the next start."
+            ) from None
+        except DownloadCancelled:
+            _delete(files.complete)
+            raise
+        except OSError as exc:
+            _delete(files.complete)
+            raise _read_error(exc, files.complete) from exc
+
+        try:
+            if digest != sha256:
                 log.warning("%s in staging does not match the release; deleted", name)
                 files.complete.unlink()
                 return False
@@ -1077,6 +1119,30 @@ def _opened_direct(path: Path) -> Iterator[int | None]:
         os.close(fd)
 
 
+def _hash_file(name: str, path: Path, meter: _Meter, watch: _Watch) -> str:
+    """The hex SHA-256 of the file at `path`, read in buffers between checks."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BUFFER_SIZE)
+    view = memoryview(buffer)
+    done = 0
+    with path.open("rb", buffering=0) as source:
+        while True:
+            watch.check(name)
+            count = source.readinto(buffer)
+            if not count:
+                return digest.hexdigest()
+            digest.update(view[:count])
+            done += count
+            meter.update(done)
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not delete %s: %s", path, exc)
+
+
 def _check_request(name: str, size: int, sha256: str) -> None:
     _checked_name(name)
     if size < 1:
@@ -1148,6 +1214,15 @@ def _sync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_error(exc: OSError, path: Path) -> StorageError:
+    log.error("reading %s back failed: %s", path, exc)
+    return StorageError(
+        f"Could not read {path.name} back from {path.parent} ({exc.strerror}) "
+        "to check it. Ask an operator to check the station's disk, then "
+        "download it again."
+    )
 
 
 def _storage_error(exc: OSError, path: Path, size: int) -> StorageError:

@@ -7,7 +7,8 @@
     ├── StorageError           a folder is missing, read-only or too full
     ├── LibraryError           an image in recommended/ is missing or corrupt
     ├── DownloadError          a download failed for a reason other than the above
-    │   ├── DownloadCancelled  someone cancelled it
+    │   ├── DownloadCancelled  someone cancelled it; the partial file was removed
+    │   ├── DownloadStopped    the station stopped; the partial file is kept
     │   └── CorruptedDownload  size or SHA-256 did not match; nothing was kept
     └── DriveError             a drive cannot be used as a target or identified
 
@@ -56,6 +57,10 @@ class DownloadError(KioskError):
 
 
 class DownloadCancelled(DownloadError):
+    pass
+
+
+class DownloadStopped(DownloadError):
     pass
 
 

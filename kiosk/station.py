@@ -149,10 +149,10 @@ class Station:
             self._check.start()
 
     def stop(self) -> None:
-        """Cancel flashes and downloads and stop the background threads."""
+        """Cancel flashes, stop a download (kept to resume), end the threads."""
         for cancel in list(self._cancels.values()):
             cancel.set()
-        self.updates.cancel()
+        self.updates.shutdown()  # a running download keeps its progress
         self.watcher.stop()
         if self.sender is not None:
             self.sender.stop()

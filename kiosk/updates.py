@@ -4,7 +4,9 @@ One download runs at a time, in a worker thread; the UI and the command line
 read `status()` (a frozen snapshot) or subscribe to changes. When the portal
 cannot be reached the status says so and everything local keeps working.
 `startup()` and `check()` wait for the network (with retries): the UI must
-call them from a worker thread, never on the event loop.
+call them from a worker thread, never on the event loop. `cancel()` throws the
+partial file away; `shutdown()`, for a station that stops, keeps it so that
+the next start carries on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from kiosk.downloads import Downloader, Progress
 from kiosk.errors import (
     DownloadCancelled,
     DownloadError,
+    DownloadStopped,
     KioskError,
     PortalError,
     PortalOffline,
@@ -40,6 +43,7 @@ class DownloadState(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    STOPPED = "stopped"  # the station stopped; the partial file is kept
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class Updates:
         self._listeners: list[Listener] = []
         self._worker: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._stop = threading.Event()  # set by shutdown(), never cleared
         self._start_lock = threading.Lock()
 
     def status(self) -> UpdateStatus:
@@ -141,12 +146,14 @@ class Updates:
         latest = status.latest
         if latest is None or latest.version in status.local:
             return status
-        done = self.downloader.partial(latest.version.image_name)
+        done = self.downloader.partial(latest.version.image_name, latest.file_size)
         if done == 0:
             return status
         log.info("resuming the download of %s at %d bytes", latest.version, done)
         try:
             self.start_download(latest.version)
+        except DownloadStopped:
+            log.info("the download of %s waits for the next start", latest.version)
         except KioskError as exc:
             log.warning(
                 "the download of %s did not resume: %s", latest.version, exc.message
@@ -192,6 +199,10 @@ class Updates:
             return self._start(version)
 
     def _start(self, version: Version | None) -> DownloadStatus:
+        if self._stop.is_set():
+            raise DownloadStopped(
+                "The station is stopping; downloads carry on when it starts again."
+            )
         if self._worker is not None and self._worker.is_alive():
             raise DownloadError(
                 "A download is already running; wait for it or cancel it."
@@ -210,7 +221,7 @@ class Updates:
             return held
         name = release.version.image_name
         # A started download has reserved its whole size (posix_fallocate).
-        resuming = self.downloader.partial(name) > 0
+        resuming = self.downloader.partial(name, release.file_size) > 0
         self.library.check_space(
             release.version,
             release.file_size,
@@ -233,6 +244,15 @@ class Updates:
     def cancel(self) -> None:
         """Ask the running download to stop; the downloader removes its partial file."""
         self._cancel.set()
+
+    def shutdown(self) -> None:
+        """Stop the running download for good, keeping its partial file.
+
+        For a station that stops: the download ends as STOPPED, and the next
+        start carries on from its last checkpoint. Later starts are refused;
+        `wait()` waits for the worker to end.
+        """
+        self._stop.set()
 
     def wait(self, timeout: float | None = None) -> UpdateStatus:
         """Wait for the running download (if any) to end, at most `timeout` s."""
@@ -265,11 +285,15 @@ class Updates:
                 release.sha256,
                 progress=self._on_progress,
                 cancel=self._cancel,
+                stop=self._stop,
             )
             self.library.add(staged, version, release.sha256)
         except DownloadCancelled as exc:
             log.info("download of %s cancelled", version)
             self._end(DownloadState.CANCELLED, exc.message)
+        except DownloadStopped as exc:
+            log.info("download of %s stopped with the station", version)
+            self._end(DownloadState.STOPPED, exc.message)
         except PortalOffline as exc:
             assert self.client is not None
             self._end(DownloadState.FAILED, exc.message)

@@ -20,11 +20,16 @@ def progress_line(download: DownloadStatus) -> str:
     )
 
 
+# A download that was cancelled, or stopped with the station, leaves the screen
+# as if none had run.
+IDLE = (DownloadState.CANCELLED, DownloadState.STOPPED)
+
+
 def screen_state(status: UpdateStatus) -> tuple[object, ...]:
     """What decides the screen's layout; progress alone only updates figures."""
     download = status.download
     latest = status.latest.version if status.latest else None
-    if download is None or download.state is DownloadState.CANCELLED:
+    if download is None or download.state in IDLE:
         return "idle", latest, status.local, status.error
     return download.state.value, download.version
 
@@ -71,7 +76,7 @@ def render(station: Station) -> None:
         figures.clear()
         download = status.download
         with body:
-            if download is None or download.state is DownloadState.CANCELLED:
+            if download is None or download.state in IDLE:
                 _idle(station, status, download)
             elif download.state is DownloadState.RUNNING:
                 ui.label(f"Downloading {download.version}").classes("text-h5")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from kiosk.downloads import Downloader, Progress
-from kiosk.errors import PortalOffline
+from kiosk.errors import DownloadCancelled, PortalOffline
 from tests.kiosk.conftest import DOWNLOAD_IMAGE, DOWNLOAD_SHA256, fast_downloader
 from tests.kiosk.faulty_server import Fault, FaultyServer
 
@@ -25,7 +26,7 @@ def stop_halfway(engine: Downloader, server: FaultyServer) -> int:
         engine.download(NAME, server.url, SIZE, DOWNLOAD_SHA256)
     server.plan = type(server.plan)()
     server.seen.clear()
-    return engine.partial(NAME)
+    return engine.partial(NAME, SIZE)
 
 
 def test_resumes_from_the_persisted_offsets(
@@ -86,6 +87,7 @@ def test_another_release_under_the_same_name_starts_fresh(
     stop_halfway(engine, faulty_server)
     state = download_staging / f"{NAME}.resume.json"
     assert json.loads(state.read_text())["sha256"] == DOWNLOAD_SHA256
+    assert engine.partial(NAME, SIZE - 1) == 0  # its state is for another size
     other = DOWNLOAD_IMAGE[:-1]
     server_sha = hashlib.sha256(other).hexdigest()
     faulty_server.data = other
@@ -103,7 +105,7 @@ def test_a_damaged_state_file_means_a_fresh_start(
     stop_halfway(engine, faulty_server)
     (download_staging / f"{NAME}.resume.json").write_text('{"size": ')
 
-    assert engine.partial(NAME) == 0
+    assert engine.partial(NAME, SIZE) == 0
     path = engine.download(NAME, faulty_server.url, SIZE, DOWNLOAD_SHA256)
 
     assert path.read_bytes() == DOWNLOAD_IMAGE
@@ -132,7 +134,7 @@ def test_a_verified_file_still_in_staging_is_hashed_not_fetched(
     (download_staging / NAME).write_bytes(DOWNLOAD_IMAGE)
     (download_staging / f"{NAME}.resume.json").write_text("{}")
     engine = fast_downloader(download_staging)
-    assert engine.partial(NAME) == SIZE
+    assert engine.partial(NAME, SIZE) == SIZE
     events: list[Progress] = []
 
     path = engine.download(
@@ -159,3 +161,35 @@ def test_a_damaged_file_left_in_staging_is_fetched_again(
     assert path.read_bytes() == DOWNLOAD_IMAGE
     assert faulty_server.seen != []
     assert sorted(p.name for p in download_staging.iterdir()) == [NAME]
+
+
+def test_a_cancel_while_a_staged_file_is_checked_removes_it(
+    faulty_server: FaultyServer, download_staging: Path
+):
+    download_staging.mkdir(parents=True)
+    (download_staging / NAME).write_bytes(DOWNLOAD_IMAGE)
+    engine = fast_downloader(download_staging)
+    cancel = threading.Event()
+
+    with pytest.raises(DownloadCancelled):
+        engine.download(
+            NAME,
+            faulty_server.url,
+            SIZE,
+            DOWNLOAD_SHA256,
+            progress=lambda _: cancel.set(),
+            cancel=cancel,
+        )
+
+    assert list(download_staging.iterdir()) == []
+    assert engine.partial(NAME, SIZE) == 0
+    assert faulty_server.seen == []
+
+
+def test_a_staged_file_of_another_size_saves_nothing(download_staging: Path):
+    download_staging.mkdir(parents=True)
+    (download_staging / NAME).write_bytes(DOWNLOAD_IMAGE[:-1])
+    engine = fast_downloader(download_staging)
+
+    assert engine.partial(NAME, SIZE) == 0
+    assert engine.partial(NAME, SIZE - 1) == SIZE - 1

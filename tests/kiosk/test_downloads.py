@@ -133,7 +133,7 @@ def test_cancel_removes_the_partial_file_and_state(
 
     assert "cancelled" in caught.value.message
     assert list(download_staging.iterdir()) == []
-    assert download_engine.partial(NAME) == 0
+    assert download_engine.partial(NAME, SIZE) == 0
 
 
 def test_discard_forgets_a_partial_download(
@@ -144,11 +144,11 @@ def test_discard_forgets_a_partial_download(
     with pytest.raises(DownloadError) as caught:
         engine.download(NAME, faulty_server.url, SIZE, DOWNLOAD_SHA256)
     assert "did not finish in time" in caught.value.message
-    assert 0 < engine.partial(NAME) < SIZE
+    assert 0 < engine.partial(NAME, SIZE) < SIZE
 
     engine.discard(NAME)
 
-    assert engine.partial(NAME) == 0
+    assert engine.partial(NAME, SIZE) == 0
     assert list(download_staging.iterdir()) == []
 
 

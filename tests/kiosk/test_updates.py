@@ -167,6 +167,19 @@ def test_a_cancelled_download_leaves_nothing(station, make_release):
     assert station.library.versions() == []
 
 
+def test_a_staged_file_of_another_size_starts_no_download(station, make_release):
+    make_release("v1.2.3", IMAGE)
+    # A verified file of an earlier release under the same name, say.
+    staged = station.settings.staging_dir / "FlashingApp_v1.2.3.img"
+    staged.write_bytes(IMAGE[:-1])
+
+    status = station.updates.check_and_resume()
+
+    assert status.update_available
+    assert status.download is None
+    assert staged.read_bytes() == IMAGE[:-1]
+
+
 def test_an_image_already_here_is_not_fetched_again(station, make_release):
     make_release("v1.2.3", IMAGE)
     download(station)

@@ -61,7 +61,7 @@ def test_a_download_killed_midway_carries_on_when_the_station_starts(
         data, api_base_url=release_server.url, check_interval="startup_only"
     )
     kill_a_download_midway(store.url(), station.settings.staging_dir)
-    kept = station.updates.downloader.partial(V123.image_name)
+    kept = station.updates.downloader.partial(V123.image_name, len(RELEASE_IMAGE))
     assert 0 < kept < len(RELEASE_IMAGE)
     store.plan.rate = None  # full speed from here on
 
