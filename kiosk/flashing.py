@@ -422,31 +422,30 @@ class _Job:
                     reader.close()
                 writer.finish()
         except OSError as exc:
-            if (
-                self.is_block_device
-                and exc.errno in (errno.ENOSPC, errno.EFBIG)
-                and _still_has_capacity(self.target, self.size)
-            ):
-                # Its capacity was checked before the first byte, and it still
-                # claims as much: it lied. (An unplugged disk drops to size 0,
-                # and its writes fail with ENOSPC too.)
-                log.error(
-                    "%s full after %d bytes: %s", self.target, self.bytes_written, exc
-                )
-                raise _FlashFailed(
-                    f"{self.target} stopped taking data after "
-                    f"{human_size(self.bytes_written)}, though it reports room "
-                    "for the image; it may be counterfeit or failing. "
-                    "Use another drive."
-                ) from exc
-            if self.is_block_device and exc.errno in (errno.ENOSPC, errno.EFBIG):
-                log.error("%s lost its capacity during the write: %s", self.target, exc)
-                raise _FlashFailed(_unplugged(self.target)) from exc
-            sentence = _os_error_sentence(
+            raise _FlashFailed(self._write_error(exc)) from exc
+        meter.report(self.size, force=True)
+
+    def _write_error(self, exc: OSError) -> str:
+        """The sentence for a failed write; a full block device is special.
+
+        Its capacity was checked before the first byte. If it still claims
+        room for the image, it lied (counterfeit or failing); if it no longer
+        does, it was pulled out, since an unplugged disk drops to size 0 and
+        its writes fail with ENOSPC too.
+        """
+        if not self.is_block_device or exc.errno not in (errno.ENOSPC, errno.EFBIG):
+            return _os_error_sentence(
                 exc, self.target, self.size, started=self.bytes_written > 0
             )
-            raise _FlashFailed(sentence) from exc
-        meter.report(self.size, force=True)
+        if not _still_has_capacity(self.target, self.size):
+            log.error("%s lost its capacity during the write: %s", self.target, exc)
+            return _unplugged(self.target)
+        log.error("%s full after %d bytes: %s", self.target, self.bytes_written, exc)
+        return (
+            f"{self.target} stopped taking data after "
+            f"{human_size(self.bytes_written)}, though it reports room for the "
+            "image; it may be counterfeit or failing. Use another drive."
+        )
 
     def _verify(self) -> None:
         meter = self._pass("verifying", remaining_after=0)
@@ -667,15 +666,9 @@ def _write_all(fd: int, view: memoryview, position: int) -> None:
 def _still_has_capacity(target: str, size: int) -> bool:
     """Whether the device is there and still reports room for `size` bytes."""
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        return _capacity(target) >= size
     except OSError:
         return False
-    try:
-        return os.lseek(fd, 0, os.SEEK_END) >= size
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _unplugged(target: str) -> str:
@@ -685,12 +678,17 @@ def _unplugged(target: str) -> str:
     )
 
 
-def _check_device_size(target: str, size: int) -> None:
+def _capacity(target: str) -> int:
+    """The size a block device reports, in bytes."""
     fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        capacity = os.lseek(fd, 0, os.SEEK_END)
+        return os.lseek(fd, 0, os.SEEK_END)
     finally:
         os.close(fd)
+
+
+def _check_device_size(target: str, size: int) -> None:
+    capacity = _capacity(target)
     if capacity < size:
         raise _FlashFailed(
             f"{target} is too small for this image: {human_size(size)} needed, "
