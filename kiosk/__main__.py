@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
@@ -435,19 +435,14 @@ def _records(count: int) -> str:
 def run_log_export(args: argparse.Namespace, settings: Settings) -> int:
     """Stream the flash records to a file (or standard output)."""
     flash_log = _flash_log(settings, open_database(settings.database_path))
-
-    def export(out: TextIO) -> int:
-        return flash_log.export(
-            out,
-            args.format,
-            since=args.since,
-            until=args.until,
-            serial=args.serial,
-            status=Status(args.status) if args.status else None,
-        )
-
+    filters: dict[str, Any] = {
+        "since": args.since,
+        "until": args.until,
+        "serial": args.serial,
+        "status": Status(args.status) if args.status else None,
+    }
     if args.output == "-":
-        count = export(sys.stdout)
+        count = flash_log.export(sys.stdout, args.format, **filters)
         print(f"{count} records exported.", file=sys.stderr)
         return 0
     path = (
@@ -455,10 +450,7 @@ def run_log_export(args: argparse.Namespace, settings: Settings) -> int:
         if args.output
         else settings.logs_dir / f"flash_operations.{args.format}"
     )
-    temporary = path.with_name(path.name + ".partial")
-    with temporary.open("w", newline="", encoding="utf-8") as out:
-        count = export(out)
-    temporary.replace(path)
+    count = flash_log.save_export(path, args.format, **filters)
     print(f"{count} records exported to {path}.")
     return 0
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal, TextIO, cast
 
 from sqlalchemy import (
@@ -236,6 +239,42 @@ class FlashLog:
         """
         rows = self._rows(since, until, serial, status)
         return _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
+
+    def save_export(
+        self,
+        path: Path,
+        fmt: ExportFormat,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        serial: str | None = None,
+        status: Status | None = None,
+        also: Path | None = None,
+    ) -> int:
+        """Write an export to `path` whole or not at all; the count.
+
+        Each call writes a file of its own beside `path` and renames it into
+        place, so two exports at once never mix their rows. `also` names the
+        same file a second time, made before the rename: a later export cannot
+        change what is read under that name.
+        """
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".export-")
+        os.fchmod(fd, 0o644)  # like the files a plain open() makes
+        written = Path(name)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+                count = self.export(
+                    out, fmt, since=since, until=until, serial=serial, status=status
+                )
+            if also is not None:
+                os.link(written, also)
+            written.replace(path)
+        except BaseException:
+            written.unlink(missing_ok=True)
+            if also is not None:
+                also.unlink(missing_ok=True)
+            raise
+        return count
 
     def _filtered(self, since: datetime | None, until: datetime | None) -> Any:
         query = select(FlashRecord)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -72,34 +71,23 @@ class Filters:
 def export_file(station: Station, fmt: ExportFormat, filters: Filters) -> Path:
     """Blocking: write the export beside the logs; the file to hand the browser.
 
-    Each export is written to a file of its own, which then replaces
-    logs/flash_operations.{fmt}. The browser gets another name for the same
-    file, made before the replace, so a later export (another tab, the
-    command line) cannot change what it downloads; it fetches it from disk in
-    pieces, so a log of a million records never has to fit in memory.
+    The export replaces logs/flash_operations.{fmt}; the browser gets a name
+    of its own for it, so a later export (another tab, the command line)
+    cannot change what it downloads. It fetches the file from disk in pieces,
+    so a log of a million records never has to fit in memory.
     """
     logs = station.settings.logs_dir
     _tidy_handed_out(logs)
-    fd, name = tempfile.mkstemp(dir=logs, prefix=".export-", suffix=f".{fmt}")
-    os.fchmod(fd, 0o644)  # like the files a plain open() makes
-    written = Path(name)
-    handed_out = logs / f"{HANDED_OUT_PREFIX}{written.name.removeprefix('.export-')}"
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-            station.flash_log.export(
-                out,
-                fmt,
-                since=filters.since,
-                until=filters.until,
-                serial=filters.serial,
-                status=filters.status,
-            )
-        os.link(written, handed_out)
-        written.replace(logs / f"flash_operations.{fmt}")
-    except BaseException:
-        written.unlink(missing_ok=True)
-        handed_out.unlink(missing_ok=True)
-        raise
+    handed_out = logs / f"{HANDED_OUT_PREFIX}{uuid.uuid4().hex}.{fmt}"
+    station.flash_log.save_export(
+        logs / f"flash_operations.{fmt}",
+        fmt,
+        since=filters.since,
+        until=filters.until,
+        serial=filters.serial,
+        status=filters.status,
+        also=handed_out,
+    )
     return handed_out
 
 
