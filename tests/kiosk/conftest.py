@@ -1,8 +1,9 @@
-"""Kiosk fixtures: a misbehaving file server and a staging folder."""
+"""Kiosk fixtures: a misbehaving file server, a staging folder, log handlers undone."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,3 +45,16 @@ def fast_downloader(staging: Path, **options: object) -> Downloader:
 @pytest.fixture
 def download_engine(download_staging: Path) -> Downloader:
     return fast_downloader(download_staging)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """main() installs the station's log handlers; take them off after the test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)

@@ -2,11 +2,9 @@
 
 import functools
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,19 +46,6 @@ def put_image(data_dir: Path, version: str, data: bytes = b"image") -> Path:
     library = Library(data_dir / "recommended", data_dir / "quarantine")
     path, sha256 = stage(data_dir / "incoming", version, data)
     return library.add(path, Version.parse(version), sha256).path
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """main() installs the station's log handlers; take them off after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 def test_check_reports_an_available_update(tmp_path, portal, make_release):

@@ -5,8 +5,6 @@ USB drive's answer) and go to the real portal served on 127.0.0.1.
 """
 
 import functools
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,10 @@ from tests.kiosk.drive_fixtures import (
 )
 from tests.kiosk.test_outbox import add_records
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("restore_logging"),
+]
 refused_url = portal_fixtures.refused_url
 
 SIZE = 4 * 2**20
@@ -59,19 +60,6 @@ def retry_waits(monkeypatch) -> list[float]:
         cli, "PortalClient", functools.partial(PortalClient, sleep=waits.append)
     )
     return waits
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """main() installs the station's log handlers; take them off after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 def use_portal(monkeypatch, url: str, token: str) -> None:
